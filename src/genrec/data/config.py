@@ -44,7 +44,7 @@ class DataConfig:
     min_item_interactions: int = 5
     max_history: int | None = None  # keep each user's most recent N interactions
     min_sequence_length: int = 3  # leave-one-out needs train + valid + test
-    missing_text: str = "warn"  # warn (keep, text = item id) | drop (items and their interactions) | error
+    missing_text: str = "warn"  # warn (keep, empty text) | drop (items and their interactions) | error
     # Format-specific options (e.g. amazon: category; movielens: min_rating).
     options: dict = field(default_factory=dict)
 

@@ -1,0 +1,63 @@
+"""The model contract every recommender follows, and the registry of models by name.
+
+RecBole-style: `calculate_loss(batch)` for training, `full_sort_predict(batch)` for
+score-based models (a score for every item) or `recommend(batch, k)` for generative
+models (a ranked list of item indices). Batches are dicts of tensors; the evaluation
+batch holds `history` (B, T) item indices, left-padded with 0, most recent item last.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Iterator
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..config import from_dict
+from ..data.dataset import SequenceDataset
+from ..registry import Registry
+
+MODELS: Registry[type["Recommender"]] = Registry("model")
+
+
+class Recommender(nn.Module):
+    """Base class. Subclasses set `config_class` (a dataclass) and implement the contract."""
+
+    config_class: ClassVar[type]
+    # "scores": full_sort_predict gives (B, num_items + 1); "ranked": recommend gives (B, k).
+    output: ClassVar[str] = "scores"
+    # False for models fitted from counts (popularity): the trainer skips gradient steps.
+    trainable: ClassVar[bool] = True
+
+    def __init__(self, config, dataset: SequenceDataset):
+        super().__init__()
+        self.config = config
+        self.num_items = dataset.num_items
+        self.max_history = int(getattr(config, "max_history", 50))
+
+    def training_batches(self, dataset: SequenceDataset, batch_size: int,
+                         rng: np.random.Generator) -> Iterator[dict[str, torch.Tensor]]:
+        raise NotImplementedError
+
+    def calculate_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        raise NotImplementedError
+
+    def full_sort_predict(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        raise NotImplementedError
+
+    def recommend(self, batch: dict[str, torch.Tensor], k: int) -> torch.Tensor:
+        """Top-k item indices (B, k); -1 marks a generated ID that maps to no item."""
+        scores = self.full_sort_predict(batch)
+        scores[:, 0] = -torch.inf
+        return scores.topk(k, dim=1).indices
+
+    def fit_counts(self, dataset: SequenceDataset) -> None:
+        """Hook for models estimated from the training data directly (no gradient steps)."""
+
+
+def build_model(name: str, params: dict, dataset: SequenceDataset) -> Recommender:
+    """Instantiates model `name` with its typed config built from `params`."""
+    cls = MODELS.get(name)
+    config = from_dict(cls.config_class, params or {}, "model")
+    return cls(config, dataset)

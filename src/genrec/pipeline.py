@@ -1,0 +1,204 @@
+"""The whole job: data -> model -> training -> evaluation, with every artefact in one run folder.
+
+Run folder layout: config.yaml (resolved), checkpoint.pt / best.pt, log.jsonl, tensorboard/,
+metrics.json ({"valid": {...}, "test": {...}}), and summary.json (timings, memory).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import yaml
+
+from .config import ConfigError, deep_merge, from_dict, load_yaml_layers, parse_overrides
+from .data import DataConfig, SequenceDataset, prepare_dataset
+from .data.presets import PRESETS
+from .evaluation import EvalConfig, Evaluator
+from .models import MODELS, Recommender, build_model
+from .training import TrainConfig, Trainer
+from .training.checkpoint import atomic_write_text, seed_everything
+from .training.trainer import BEST, peak_memory_mb
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ModelSpec:
+    name: str = "sasrec"
+    params: dict = field(default_factory=dict)
+
+
+@dataclass
+class ExperimentConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelSpec = field(default_factory=ModelSpec)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    seed: int = 42
+    device: str = "auto"  # auto (cuda when available) | cpu | cuda | cuda:N
+    threads: int | None = None  # torch CPU threads; None = torch's default
+
+    def to_yaml(self) -> str:
+        raw = dataclasses.asdict(self)
+        raw["model"] = {"name": self.model.name, **self.model.params}
+        return yaml.safe_dump(raw, sort_keys=False)
+
+
+def experiment_from_dict(raw: dict) -> ExperimentConfig:
+    """Builds the typed config. `data.preset` pulls in a named dataset; `model.name` picks the
+    model and its remaining keys are that model's typed parameters (checked by build_model)."""
+    raw = dict(raw)
+    data = dict(raw.pop("data", {}) or {})
+    if "preset" in data:
+        name = data.pop("preset")
+        if name not in PRESETS:
+            raise ConfigError(f"unknown data.preset '{name}'; known: {', '.join(sorted(PRESETS))}")
+        data = deep_merge({"name": name, **PRESETS[name]}, data)
+    model = dict(raw.pop("model", {}) or {})
+    name = model.pop("name", "sasrec")
+    if name not in MODELS:
+        raise ConfigError(f"unknown model.name '{name}'; known: {', '.join(MODELS.names())}")
+    model_config = from_dict(MODELS.get(name).config_class, model, "model")  # validate keys early
+    raw["data"] = data
+    raw["model"] = {"name": name, "params": dataclasses.asdict(model_config)}
+    return from_dict(ExperimentConfig, raw)
+
+
+def load_experiment(path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
+    return experiment_from_dict(deep_merge(load_yaml_layers(path), parse_overrides(overrides)))
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device '{name}' requested but CUDA is not available; use device=auto or cpu")
+    return device
+
+
+def default_run_dir(cfg: ExperimentConfig) -> Path:
+    return Path("runs") / cfg.data.name / cfg.model.name
+
+
+@dataclass
+class Run:
+    """A prepared experiment: its config, data, model and where its artefacts go."""
+
+    config: ExperimentConfig
+    dataset: SequenceDataset
+    model: Recommender
+    out_dir: Path
+    device: torch.device
+
+    @property
+    def evaluator(self) -> Evaluator:
+        return Evaluator(self.config.eval, self.dataset)
+
+
+def setup(cfg: ExperimentConfig, out_dir: str | Path | None) -> Run:
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    seed_everything(cfg.seed)
+    device = resolve_device(cfg.device)
+    dataset = prepare_dataset(cfg.data)
+    model = build_model(cfg.model.name, cfg.model.params, dataset)
+    out = Path(out_dir) if out_dir else default_run_dir(cfg)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(cfg.to_yaml(), out / "config.yaml")
+    return Run(cfg, dataset, model, out, device)
+
+
+def train(run: Run, resume: bool = False) -> dict:
+    """Fits the model (gradient training, or counting for non-trainable models)."""
+    start = time.perf_counter()
+    if not run.model.trainable:
+        run.model.fit_counts(run.dataset)
+        torch.save(run.model.state_dict(), run.out_dir / BEST)
+        return {"train_seconds": round(time.perf_counter() - start, 3)}
+    trainer = Trainer(run.model, run.dataset, run.evaluator, run.config.train, run.out_dir, run.device,
+                      run.config.seed)
+    if resume and not trainer.resume():
+        log.info("no checkpoint in %s: starting from scratch", run.out_dir)
+    summary = trainer.fit()
+    epochs = [h["epoch_seconds"] for h in trainer.history]
+    summary.update({"train_seconds": round(time.perf_counter() - start, 3),
+                    "mean_epoch_seconds": round(sum(epochs) / max(1, len(epochs)), 3),
+                    "samples_per_s": trainer.history[-1]["samples_per_s"] if trainer.history else None})
+    return summary
+
+
+def evaluate(run: Run, splits: tuple[str, ...] = ("valid", "test")) -> dict:
+    progress = run.config.train.progress
+    return {split: run.evaluator.evaluate(run.model, split, run.device, progress=progress) for split in splits}
+
+
+def run_experiment(cfg: ExperimentConfig, out_dir: str | Path | None = None, resume: bool = False) -> dict:
+    """The main job; returns {"valid": ..., "test": ...} and writes metrics.json + summary.json."""
+    run = setup(cfg, out_dir)
+    summary = train(run, resume=resume)
+    metrics = evaluate(run)
+    summary.update({"dataset": run.dataset.stats(), "device": str(run.device),
+                    "peak_memory_mb": round(peak_memory_mb(run.device), 1),
+                    "model_parameters": sum(p.numel() for p in run.model.parameters())})
+    atomic_write_text(json.dumps(metrics, indent=2), run.out_dir / "metrics.json")
+    atomic_write_text(json.dumps(summary, indent=2), run.out_dir / "summary.json")
+    return metrics
+
+
+def load_run(run_dir: str | Path, device: str | None = None) -> Run:
+    """Rebuilds a finished run (config, processed data, best weights) from its folder."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.yaml").is_file():
+        raise FileNotFoundError(f"{run_dir} is not a genrec run folder (no config.yaml)")
+    cfg = experiment_from_dict(yaml.safe_load((run_dir / "config.yaml").read_text()))
+    if device:
+        cfg.device = device
+    run = Run(cfg, prepare_dataset(cfg.data), None, run_dir, resolve_device(cfg.device))  # type: ignore[arg-type]
+    run.model = build_model(cfg.model.name, cfg.model.params, run.dataset).to(run.device)
+    weights = run_dir / BEST
+    if not weights.is_file():
+        raise FileNotFoundError(f"{weights} not found: train the model first (genrec train / genrec run)")
+    run.model.load_state_dict(torch.load(weights, map_location=run.device, weights_only=True))
+    run.model.eval()
+    return run
+
+
+def recommend(run: Run, history_item_ids: list[str], k: int = 10) -> list[dict]:
+    """Top-k items for one user given their history (raw item ids, oldest first)."""
+    index = run.dataset.item_index()
+    unknown = [i for i in history_item_ids if i not in index]
+    if unknown:
+        raise KeyError(f"unknown item id(s) {', '.join(map(repr, unknown[:5]))} "
+                       f"(not in the processed '{run.dataset.name}' catalogue)")
+    items = [index[i] for i in history_item_ids][-run.model.max_history:]
+    batch = {"history": torch.tensor([items or [0]], device=run.device),
+             "users": torch.zeros(1, dtype=torch.long, device=run.device)}
+    with torch.no_grad():
+        if run.model.output == "scores":
+            scores = run.model.full_sort_predict(batch)[0].float()
+            scores[0] = -torch.inf
+            top = scores.topk(k)
+            pairs = zip(top.indices.tolist(), top.values.tolist())
+        else:
+            pairs = ((i, None) for i in run.model.recommend(batch, k)[0].tolist())
+    return [{"rank": rank + 1, "item_id": run.dataset.item_ids[i], "title": run.dataset.item_titles[i],
+             "score": score} for rank, (i, score) in enumerate(pairs) if i > 0]
+
+
+def format_metrics_table(rows: dict[str, dict], split: str = "test", ks: list[int] | None = None) -> str:
+    """A plain-text table: one row per run name, Recall@K and NDCG@K columns."""
+    ks = ks or [5, 10, 20, 50]
+    columns = [f"{m}@{k}" for k in ks for m in ("recall", "ndcg")]
+    header = f"{'model':<14}" + "".join(f"{c:>11}" for c in columns)
+    lines = [f"{split} (full ranking, {next(iter(rows.values()))[split].get('users', '?')} users)", header,
+             "-" * len(header)]
+    for name, metrics in rows.items():
+        lines.append(f"{name:<14}" + "".join(f"{metrics[split].get(c, float('nan')):>11.4f}" for c in columns))
+    return "\n".join(lines)

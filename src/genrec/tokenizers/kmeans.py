@@ -1,0 +1,118 @@
+"""k-means building blocks on faiss: k-means++ seeding, Lloyd iterations, nearest-centroid search."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+
+def _faiss():
+    try:
+        import faiss  # noqa: PLC0415
+    except ImportError as exc:  # pragma: no cover - faiss-cpu is a dependency
+        raise ImportError("faiss is required for this tokenizer: pip install faiss-cpu") from exc
+    return faiss
+
+
+def nearest(x: np.ndarray, centroids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(index of the nearest centroid, squared distance to it) for every row of x (exact, L2)."""
+    faiss = _faiss()
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    centroids = np.ascontiguousarray(centroids, dtype=np.float32)
+    dist, idx = faiss.knn(x, centroids, 1)
+    return idx[:, 0].astype(np.int64), np.maximum(dist[:, 0], 0.0)
+
+
+def kmeans_plus_plus(x: np.ndarray, k: int, rng: np.random.Generator, n_local_trials: int | None = None) -> np.ndarray:
+    """Greedy k-means++ seeding (as in Arthur & Vassilvitskii, with a few local trials per step)."""
+    n = x.shape[0]
+    if n_local_trials is None:
+        n_local_trials = 2 + int(np.log(k))
+    x64 = x.astype(np.float32)
+    sq_norms = np.einsum("ij,ij->i", x64, x64)
+    centers = np.empty((k, x.shape[1]), dtype=np.float32)
+    first = int(rng.integers(n))
+    centers[0] = x[first]
+    closest = np.maximum(sq_norms - 2 * x64 @ x64[first] + sq_norms[first], 0)
+    potential = closest.sum()
+    for c in range(1, k):
+        if potential <= 0:  # every point already sits on a center: duplicates fill the rest
+            centers[c:] = x[rng.integers(n, size=k - c)]
+            break
+        rand_vals = rng.random(n_local_trials) * potential
+        candidates = np.searchsorted(np.cumsum(closest), rand_vals)
+        candidates = np.minimum(candidates, n - 1)
+        cand = x64[candidates]
+        dist = np.maximum(sq_norms[None, :] - 2 * cand @ x64.T + sq_norms[candidates][:, None], 0)
+        new_closest = np.minimum(closest[None, :], dist)
+        pots = new_closest.sum(axis=1)
+        best = int(np.argmin(pots))
+        centers[c] = x[candidates[best]]
+        closest, potential = new_closest[best], pots[best]
+    return centers
+
+
+def kmeans(x: np.ndarray, k: int, *, niter: int = 20, seed: int = 0, init: str = "kmeans++",
+           nredo: int = 1) -> np.ndarray:
+    """k centroids of x. With fewer than k distinct points, the extra centroids repeat points.
+
+    init: "kmeans++" (seeded here, then faiss Lloyd iterations) or "random" (faiss's own).
+    """
+    faiss = _faiss()
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    n, d = x.shape
+    rng = np.random.default_rng(seed)
+    if n <= k:
+        extra = x[rng.integers(n, size=k - n)] if k > n else x[:0]
+        return np.concatenate([x, extra]).astype(np.float32)
+    best, best_obj = None, np.inf
+    for redo in range(max(1, nredo)):
+        km = faiss.Kmeans(d, k, niter=niter, seed=int(seed) + redo, verbose=False,
+                          max_points_per_centroid=max(256, n // k + 1), min_points_per_centroid=1)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if init == "kmeans++":
+                km.train(x, init_centroids=kmeans_plus_plus(x, k, np.random.default_rng(int(seed) + redo)))
+            elif init == "random":
+                km.train(x)
+            else:
+                raise ValueError(f"kmeans init must be 'kmeans++' or 'random', got {init!r}")
+        obj = float(km.obj[-1]) if len(km.obj) else 0.0
+        if obj < best_obj:
+            best, best_obj = km.centroids.copy(), obj
+    return best
+
+
+def residual_kmeans(x: np.ndarray, sizes: list[int], *, niter: int = 20, seed: int = 0,
+                    init: str = "kmeans++", nredo: int = 1) -> tuple[list[np.ndarray], np.ndarray]:
+    """Residual k-means: one codebook per level on what the previous levels left. Returns (codebooks, codes)."""
+    residual = np.array(x, dtype=np.float32, copy=True)
+    codebooks, codes = [], []
+    for level, k in enumerate(sizes):
+        centroids = kmeans(residual, k, niter=niter, seed=seed + 1000 * level, init=init, nredo=nredo)
+        idx, _ = nearest(residual, centroids)
+        residual -= centroids[idx]
+        codebooks.append(centroids)
+        codes.append(idx)
+    return codebooks, np.stack(codes, axis=1)
+
+
+def residual_encode(x: np.ndarray, codebooks: list[np.ndarray]) -> np.ndarray:
+    residual = np.array(x, dtype=np.float32, copy=True)
+    codes = []
+    for centroids in codebooks:
+        idx, _ = nearest(residual, centroids)
+        residual -= centroids[idx]
+        codes.append(idx)
+    return np.stack(codes, axis=1)
+
+
+def residual_decode(codes: np.ndarray, codebooks: list[np.ndarray]) -> np.ndarray:
+    out = np.zeros((codes.shape[0], codebooks[0].shape[1]), dtype=np.float32)
+    for level, centroids in enumerate(codebooks):
+        out += centroids[codes[:, level]]
+    return out

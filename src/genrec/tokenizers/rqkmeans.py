@@ -1,0 +1,64 @@
+"""RQ-KMeans: residual k-means on the raw embeddings (no neural network), faiss underneath."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .base import TOKENIZERS, Tokenizer, TokenizerConfig
+from .kmeans import residual_decode, residual_encode, residual_kmeans
+
+
+@dataclass
+class RQKMeansConfig(TokenizerConfig):
+    codebook_sizes: list[int] = field(default_factory=lambda: [256, 256, 256])
+    niter: int = 20  # Lloyd iterations per level
+    nredo: int = 1  # restarts per level, the best objective is kept
+    init: str = "kmeans++"  # kmeans++ | random
+    normalize: bool = False  # L2-normalise embeddings before quantising
+
+
+@TOKENIZERS.register("rqkmeans")
+class RQKMeansTokenizer(Tokenizer):
+    """Level l clusters the residual left by levels < l; an item's code is its cluster per level."""
+
+    name = "rqkmeans"
+    Config = RQKMeansConfig
+
+    def __init__(self, config=None):
+        super().__init__(config)
+        self.codebooks: list[np.ndarray] = []
+
+    def _prep(self, x: np.ndarray) -> np.ndarray:
+        if self.config.normalize:
+            x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+        return x.astype(np.float32)
+
+    def _fit(self, x):
+        c = self.config
+        self.codebooks, codes = residual_kmeans(self._prep(x), list(c.codebook_sizes), niter=c.niter,
+                                                seed=c.seed, init=c.init, nredo=c.nredo)
+        return codes
+
+    def _encode(self, x):
+        return residual_encode(self._prep(x), self.codebooks)
+
+    def decode(self, codes: np.ndarray) -> np.ndarray:
+        """Semantic codes -> the sum of their centroids (in the possibly normalised space)."""
+        return residual_decode(np.asarray(codes)[:, : len(self.codebooks)], self.codebooks)
+
+    def reconstruct(self, x):
+        recon = self.decode(self.encode(x))
+        if self.config.normalize:  # back to x's scale: normalisation only rescales each row
+            recon = recon * np.linalg.norm(x, axis=1, keepdims=True)
+        return recon
+
+    def semantic_level_sizes(self):
+        return [int(s) for s in self.config.codebook_sizes], [None] * len(self.config.codebook_sizes)
+
+    def _state(self):
+        return {f"codebook_{i}": cb for i, cb in enumerate(self.codebooks)}
+
+    def _set_state(self, state):
+        self.codebooks = [state[f"codebook_{i}"] for i in range(len(state))]

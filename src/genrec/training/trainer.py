@@ -1,0 +1,205 @@
+"""The trainer every model shares: AdamW, warm-up + decay, early stopping, resumable checkpoints.
+
+Per-epoch data order comes from a generator seeded by (seed, epoch) and the torch RNG
+state is checkpointed, so `resume` after a kill gives the same weights as a run that was
+never interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import resource
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from ..data.dataset import SequenceDataset
+from ..evaluation.evaluator import Evaluator
+from ..models.base import Recommender
+from .checkpoint import atomic_save, atomic_write_text, rng_state, set_rng_state
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT = "checkpoint.pt"  # latest epoch: everything needed to resume
+BEST = "best.pt"  # weights of the best validation epoch
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 200
+    batch_size: int = 256
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    betas: list[float] | None = None  # AdamW betas, default (0.9, 0.98)
+    warmup_steps: int = 200
+    schedule: str = "cosine"  # cosine | linear | constant (after warm-up), over all epochs
+    min_lr_ratio: float = 0.1
+    grad_clip: float = 1.0
+    valid_metric: str = "ndcg@10"  # early stopping watches this validation metric
+    patience: int = 10  # evaluations without improvement before stopping
+    eval_every: int = 1  # epochs between validations
+    progress: bool = True
+    tensorboard: bool = True
+
+
+def lr_factor(step: int, total: int, cfg: TrainConfig) -> float:
+    if step < cfg.warmup_steps:
+        return (step + 1) / cfg.warmup_steps
+    if cfg.schedule == "constant":
+        return 1.0
+    progress = min(1.0, (step - cfg.warmup_steps) / max(1, total - cfg.warmup_steps))
+    if cfg.schedule == "linear":
+        decay = 1.0 - progress
+    elif cfg.schedule == "cosine":
+        decay = 0.5 * (1.0 + math.cos(math.pi * progress))
+    else:
+        raise ValueError(f"unknown train.schedule {cfg.schedule!r} (cosine, linear, constant)")
+    return cfg.min_lr_ratio + (1.0 - cfg.min_lr_ratio) * decay
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    """Peak resident memory of this process (CPU) or peak allocated GPU memory."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+class Trainer:
+    def __init__(self, model: Recommender, dataset: SequenceDataset, evaluator: Evaluator, cfg: TrainConfig,
+                 out_dir: str | Path, device: torch.device, seed: int = 42):
+        self.model = model.to(device)
+        self.dataset = dataset
+        self.evaluator = evaluator
+        self.cfg = cfg
+        self.out_dir = Path(out_dir)
+        self.device = device
+        self.seed = seed
+        betas = tuple(cfg.betas) if cfg.betas else (0.9, 0.98)
+        self.optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=betas)
+        steps_per_epoch = sum(1 for _ in model.training_batches(dataset, cfg.batch_size, self._epoch_rng(0)))
+        self.total_steps = steps_per_epoch * cfg.epochs
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda step: lr_factor(step, self.total_steps, cfg))
+        self.epoch = 0
+        self.best_value = -math.inf
+        self.best_epoch = -1
+        self.bad_evals = 0
+        self.history: list[dict] = []
+
+    def _epoch_rng(self, epoch: int) -> np.random.Generator:
+        return np.random.default_rng([self.seed, epoch])
+
+    # -- checkpoints ---------------------------------------------------------------------
+    def _state(self) -> dict:
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(), "epoch": self.epoch, "best_value": self.best_value,
+                "best_epoch": self.best_epoch, "bad_evals": self.bad_evals, "history": self.history,
+                "rng": rng_state()}
+
+    def resume(self) -> bool:
+        """Loads the last checkpoint in out_dir, if any; returns whether one was found."""
+        path = self.out_dir / CHECKPOINT
+        if not path.is_file():
+            return False
+        state = torch.load(path, map_location=self.device, weights_only=False)
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.epoch, self.best_value = state["epoch"], state["best_value"]
+        self.best_epoch, self.bad_evals, self.history = state["best_epoch"], state["bad_evals"], state["history"]
+        set_rng_state(state["rng"])
+        log.info("resumed from %s after epoch %d (best %s=%.4f at epoch %d)", path, self.epoch,
+                 self.cfg.valid_metric, self.best_value, self.best_epoch)
+        return True
+
+    def load_best(self) -> None:
+        path = self.out_dir / BEST
+        if path.is_file():
+            self.model.load_state_dict(torch.load(path, map_location=self.device, weights_only=True))
+
+    # -- the loop ------------------------------------------------------------------------
+    def fit(self) -> dict:
+        """Trains until `epochs` or early stopping; leaves the best weights loaded."""
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        writer = self._tensorboard()
+        log_path = self.out_dir / "log.jsonl"
+        stopped = self.bad_evals >= self.cfg.patience
+        while self.epoch < self.cfg.epochs and not stopped:
+            record = self._train_epoch()
+            if (self.epoch + 1) % self.cfg.eval_every == 0 or self.epoch + 1 == self.cfg.epochs:
+                valid = self.evaluator.evaluate(self.model, "valid", self.device, progress=self.cfg.progress)
+                record["valid"] = valid
+                value = valid[self.cfg.valid_metric]
+                if value > self.best_value:
+                    self.best_value, self.best_epoch, self.bad_evals = value, self.epoch + 1, 0
+                    atomic_save(self.model.state_dict(), self.out_dir / BEST)
+                else:
+                    self.bad_evals += 1
+                stopped = self.bad_evals >= self.cfg.patience
+            self.epoch += 1
+            record["epoch"] = self.epoch
+            self.history.append(record)
+            atomic_save(self._state(), self.out_dir / CHECKPOINT)
+            # Rewritten from the checkpointed history, so a resumed run's log has no gaps or repeats.
+            atomic_write_text("".join(json.dumps(r) + "\n" for r in self.history), log_path)
+            self._report(record, writer)
+        if writer is not None:
+            writer.close()
+        self.load_best()
+        return {"best_epoch": self.best_epoch, f"best_valid_{self.cfg.valid_metric}": self.best_value,
+                "epochs_run": self.epoch, "stopped_early": stopped and self.epoch < self.cfg.epochs}
+
+    def _train_epoch(self) -> dict:
+        self.model.train()
+        start = time.perf_counter()
+        batches = list(self.model.training_batches(self.dataset, self.cfg.batch_size, self._epoch_rng(self.epoch)))
+        total_loss, samples = 0.0, 0
+        bar = tqdm(batches, desc=f"epoch {self.epoch + 1}", leave=False, disable=None if self.cfg.progress else True)
+        for batch in bar:
+            batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+            loss = self.model.calculate_loss(batch)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"loss became {loss.item()} at epoch {self.epoch + 1}; lower train.lr")
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if self.cfg.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+            self.optimizer.step()
+            self.scheduler.step()
+            size = next(iter(batch.values())).shape[0]
+            total_loss += loss.item() * size
+            samples += size
+            bar.set_postfix(loss=f"{loss.item():.4f}")
+        seconds = time.perf_counter() - start
+        return {"train_loss": total_loss / max(1, samples), "lr": self.scheduler.get_last_lr()[0],
+                "epoch_seconds": round(seconds, 3), "samples_per_s": round(samples / max(seconds, 1e-9), 1),
+                "peak_memory_mb": round(peak_memory_mb(self.device), 1)}
+
+    def _tensorboard(self):
+        if not self.cfg.tensorboard:
+            return None
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:  # tensorboard is a dependency, but keep training if it is broken
+            log.warning("tensorboard is not importable; writing log.jsonl only")
+            return None
+        return SummaryWriter(str(self.out_dir / "tensorboard"))
+
+    def _report(self, record: dict, writer) -> None:
+        valid = record.get("valid", {})
+        metric = self.cfg.valid_metric
+        shown = f" valid {metric}={valid[metric]:.4f} (best {self.best_value:.4f} @ {self.best_epoch})" if valid else ""
+        log.info("epoch %d: loss %.4f, %.1fs (%.0f samples/s)%s", record["epoch"], record["train_loss"],
+                 record["epoch_seconds"], record["samples_per_s"], shown)
+        if writer is not None:
+            writer.add_scalar("train/loss", record["train_loss"], record["epoch"])
+            writer.add_scalar("train/lr", record["lr"], record["epoch"])
+            for key, value in valid.items():
+                writer.add_scalar(f"valid/{key}", value, record["epoch"])
+            writer.flush()
