@@ -9,7 +9,7 @@ import sys
 
 from .data.errors import DataError
 
-COMMAND_MODULES = ["run", "prepare", "train", "evaluate", "recommend", "demo"]
+COMMAND_MODULES = ["run", "prepare", "train", "evaluate", "recommend", "demo", "download"]
 
 
 def build_parser() -> argparse.ArgumentParser:

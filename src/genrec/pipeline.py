@@ -18,7 +18,7 @@ import yaml
 
 from .config import ConfigError, deep_merge, from_dict, load_yaml_layers, parse_overrides
 from .data import DataConfig, SequenceDataset, prepare_dataset
-from .data.presets import PRESETS
+from .data.presets import preset_fields
 from .evaluation import EvalConfig, Evaluator
 from .models import MODELS, Recommender, build_model
 from .training import TrainConfig, Trainer
@@ -57,9 +57,10 @@ def experiment_from_dict(raw: dict) -> ExperimentConfig:
     data = dict(raw.pop("data", {}) or {})
     if "preset" in data:
         name = data.pop("preset")
-        if name not in PRESETS:
-            raise ConfigError(f"unknown data.preset '{name}'; known: {', '.join(sorted(PRESETS))}")
-        data = deep_merge({"name": name, **PRESETS[name]}, data)
+        try:
+            data = deep_merge(preset_fields(name), data)
+        except KeyError as exc:
+            raise ConfigError(f"data.preset: {exc.args[0]}") from None
     model = dict(raw.pop("model", {}) or {})
     name = model.pop("name", "sasrec")
     if name not in MODELS:

@@ -74,7 +74,7 @@ for _name, _category in (("amazon2014-beauty", "Beauty"), ("amazon2014-sports", 
 
 # MD5s as published by GroupLens next to the archives (<url>.md5).
 _register(DatasetDownload(
-    name="ml-100k", description="MovieLens 100K ratings + movie titles and genres", format="movielens",
+    name="ml-100k-raw", description="MovieLens 100K (raw GroupLens files) ratings + movie titles and genres", format="movielens",
     files=(RemoteFile("https://files.grouplens.org/datasets/movielens/ml-100k.zip",
                       checksum="md5:0e33842e24a9c977be4e0107933c0723", extract_to="."),)))
 _register(DatasetDownload(
@@ -157,8 +157,7 @@ def _fetch(url: str, target: Path, checksum: str | None, progress: bool) -> None
     with response:
         if offset and response.status == 206 \
                 and not response.headers.get("Content-Range", "").startswith(f"bytes {offset}-"):
-            response.close()  # a range we did not ask for: fetch the whole file instead
-            part.unlink()
+            part.unlink()  # a range we did not ask for: fetch the whole file instead
             return _fetch(url, target, checksum, progress)
         if offset and response.status != 206:
             log.info("%s ignored the resume request; downloading %s from the start", url, target.name)

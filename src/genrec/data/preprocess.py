@@ -12,6 +12,7 @@ import pandas as pd
 from ..config import config_hash
 from .config import DataConfig, cache_root
 from .dataset import SequenceDataset
+from .download import download_dataset, is_downloadable
 from .errors import DataError
 from .loaders import load_raw
 from .raw import RawData
@@ -171,6 +172,8 @@ def prepare_dataset(cfg: DataConfig, cache: bool = True, cache_dir: str | Path |
         dataset = SequenceDataset.load(directory)
         log.info("dataset %s: reused processed cache %s", cfg.name, directory)
         return dataset
+    if not cfg.resolved_path().exists() and is_downloadable(cfg.name):
+        download_dataset(cfg.name, root=cfg.resolved_path().parent)
     dataset = build_dataset(load_raw(cfg), cfg)
     dataset.fingerprint = key
     for line in dataset.log:

@@ -1,6 +1,7 @@
 """Named datasets: the DataConfig each one needs (format, files, text fields, filtering).
 
-Experiment YAMLs refer to these with `data: {preset: NAME}` and may override any field.
+Experiment YAMLs refer to these with `data: {preset: NAME}` and may override any field;
+every downloadable dataset (genrec.data.download) is a preset too.
 Data is read from $GENREC_DATA_DIR/<name>/ (see config.data_root).
 """
 
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 from ..config import from_dict
 from .config import DataConfig
+from .download import DOWNLOADS, dataset_config_overrides, is_downloadable
 
 PRESETS: dict[str, dict] = {
     # Built-in, needs no files: a deterministic catalogue with sequential structure.
@@ -25,9 +27,16 @@ PRESETS: dict[str, dict] = {
 }
 
 
+def preset_fields(name: str) -> dict:
+    """DataConfig fields of a named dataset: a preset above, or a downloadable dataset."""
+    if name in PRESETS:
+        return {"name": name, **PRESETS[name]}
+    if is_downloadable(name):
+        return {"name": name, **dataset_config_overrides(name)}
+    raise KeyError(f"unknown dataset '{name}'; presets: {', '.join(sorted(PRESETS))}; downloadable: "
+                   f"{', '.join(DOWNLOADS.names())} (or describe your own data with data.format / data.path)")
+
+
 def preset(name: str, **overrides) -> DataConfig:
     """The DataConfig of a named dataset, with optional field overrides."""
-    if name not in PRESETS:
-        raise KeyError(f"unknown dataset preset '{name}'; known: {', '.join(sorted(PRESETS))} "
-                       f"(or describe your own data with data.format / data.path)")
-    return from_dict(DataConfig, {"name": name, **PRESETS[name], **overrides}, "data")
+    return from_dict(DataConfig, {**preset_fields(name), **overrides}, "data")

@@ -22,4 +22,4 @@ def load_raw(cfg: DataConfig) -> RawData:
 
 
 # Built-in formats register themselves on import.
-from . import generic, recbole, synthetic  # noqa: E402,F401
+from . import amazon, generic, mind, movielens, recbole, synthetic  # noqa: E402,F401

@@ -16,7 +16,7 @@ from ..config import DataConfig
 from ..errors import DataError
 from ..raw import RawData
 from . import FORMATS
-from .movielens import iter_delimited
+from .tables import iter_delimited
 from .tables import require_file
 
 _BEHAVIOR_FIELDS = ("impression_id", "user_id", "time", "history", "impressions")

@@ -11,34 +11,13 @@ from ..config import DataConfig
 from ..errors import DataError
 from ..raw import RawData
 from . import FORMATS
-from .tables import require_file
+from .tables import iter_delimited, require_file
 
 # u.item's 19 genre flags, in column order, for copies that lack u.genre.
 ML100K_GENRES = ("unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime",
                  "Documentary", "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery",
                  "Romance", "Sci-Fi", "Thriller", "War", "Western")
 _RATING_FIELDS = ("user_id", "item_id", "rating", "timestamp")
-
-
-def iter_delimited(path: Path, sep: str, fields: tuple[str, ...], encoding: str = "utf-8"
-                   ) -> Iterator[tuple[int, list[str]]]:
-    """Yields (line number, values) for each non-empty line of a header-less delimited file
-    that must have exactly len(fields) values. Split by hand rather than with a CSV reader:
-    these files do not quote, and titles contain quote characters."""
-    with open(path, encoding=encoding) as handle:
-        for number, line in enumerate(handle, start=1):
-            line = line.rstrip("\r\n")
-            if not line.strip():
-                continue
-            values = line.split(sep)
-            if len(values) < len(fields):
-                raise DataError(f"missing (line has {len(values)} of {len(fields)} '{sep}'-separated "
-                                f"fields: {', '.join(fields)})", path=path, line=number,
-                                field=fields[len(values)])
-            if len(values) > len(fields):
-                raise DataError(f"line has {len(values)} '{sep}'-separated fields, expected "
-                                f"{len(fields)}: {', '.join(fields)}", path=path, line=number)
-            yield number, values
 
 
 def _find_release(root: Path) -> tuple[str, Path]:

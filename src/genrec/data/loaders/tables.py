@@ -91,3 +91,24 @@ def parse_timestamps(values: pd.Series, path: Path, field: str, header_lines: in
         row = int(numeric.index[numeric.isna()][0])
         raise DataError("missing", path=path, line=row + 1 + header_lines, field=field)
     return numeric.astype("float64")
+
+
+def iter_delimited(path: Path, sep: str, fields: tuple[str, ...], encoding: str = "utf-8"
+                   ) -> Iterator[tuple[int, list[str]]]:
+    """Yields (line number, values) for each non-empty line of a header-less delimited file
+    that must have exactly len(fields) values. Split by hand rather than with a CSV reader:
+    these files do not quote, and titles contain quote characters."""
+    with open(path, encoding=encoding) as handle:
+        for number, line in enumerate(handle, start=1):
+            line = line.rstrip("\r\n")
+            if not line.strip():
+                continue
+            values = line.split(sep)
+            if len(values) < len(fields):
+                raise DataError(f"missing (line has {len(values)} of {len(fields)} '{sep}'-separated "
+                                f"fields: {', '.join(fields)})", path=path, line=number,
+                                field=fields[len(values)])
+            if len(values) > len(fields):
+                raise DataError(f"line has {len(values)} '{sep}'-separated fields, expected "
+                                f"{len(fields)}: {', '.join(fields)}", path=path, line=number)
+            yield number, values

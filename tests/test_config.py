@@ -1,0 +1,42 @@
+import pytest
+
+from genrec.config import ConfigError, load_yaml_layers, parse_overrides
+from genrec.pipeline import experiment_from_dict, load_experiment
+
+
+def test_inherit_and_override(tmp_path):
+    (tmp_path / "base.yaml").write_text("model:\n  name: sasrec\n  hidden_size: 32\ntrain:\n  lr: 0.01\n")
+    (tmp_path / "exp.yaml").write_text("inherit: base.yaml\ndata:\n  preset: synthetic\ntrain:\n  epochs: 3\n")
+    cfg = load_experiment(tmp_path / "exp.yaml", ["train.lr=5e-4", "model.num_layers=1"])
+    assert cfg.train.lr == 5e-4 and cfg.train.epochs == 3
+    assert cfg.model.params["hidden_size"] == 32 and cfg.model.params["num_layers"] == 1
+    assert cfg.data.format == "synthetic"
+
+
+def test_unknown_key_is_named():
+    with pytest.raises(ConfigError, match="model.hidden_sise"):
+        experiment_from_dict({"model": {"name": "sasrec", "hidden_sise": 3}})
+    with pytest.raises(ConfigError, match="train.lrr"):
+        experiment_from_dict({"train": {"lrr": 1}})
+
+
+def test_wrong_type_is_named():
+    with pytest.raises(ConfigError, match="train.epochs"):
+        experiment_from_dict({"train": {"epochs": "many"}})
+
+
+def test_unknown_model_and_preset():
+    with pytest.raises(ConfigError, match="unknown model.name 'nope'"):
+        experiment_from_dict({"model": {"name": "nope"}})
+    with pytest.raises(ConfigError, match="data.preset: unknown dataset"):
+        experiment_from_dict({"data": {"preset": "nope"}})
+
+
+def test_override_syntax_error():
+    with pytest.raises(ConfigError, match="key=value"):
+        parse_overrides(["train.lr"])
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_yaml_layers(tmp_path / "none.yaml")

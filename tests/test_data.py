@@ -1,0 +1,167 @@
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from genrec.data import DataConfig, DataError, SequenceDataset, prepare_dataset, preset
+from genrec.data.batching import flatten_ranges, length_bucketed_batches, pad_left
+
+from conftest import write_generic
+
+ITEMS = [{"item_id": f"i{k}", "title": f"Item {k}", "categories": [["Cat", f"Sub{k % 2}"]]} for k in range(1, 6)]
+
+
+def cfg_for(path, **kw):
+    fields = {"min_user_interactions": 0, "min_item_interactions": 0, **kw}
+    return DataConfig(name="t", format="generic", path=str(path), **fields)
+
+
+def test_generic_csv_order_ties_and_split(tmp_path):
+    # u1's rows are out of time order; i2 and i3 tie at t=5 and keep file order.
+    rows = [("u1", "i4", 9), ("u1", "i2", 5), ("u1", "i3", 5), ("u1", "i1", 1),
+            ("u2", "i5", 1), ("u2", "i1", 2), ("u2", "i2", 3)]
+    ds = prepare_dataset(cfg_for(write_generic(tmp_path / "d", rows, ITEMS)), cache=False)
+    seq = [ds.item_ids[i] for i in ds.sequence(0)]
+    assert seq == ["i1", "i2", "i3", "i4"]
+    valid, test = ds.eval_split("valid"), ds.eval_split("test")
+    assert ds.item_ids[valid.targets[0]] == "i3" and ds.item_ids[test.targets[0]] == "i4"
+    assert [ds.item_ids[i] for i in ds.items[valid.starts[0]:valid.ends[0]]] == ["i1", "i2"]
+    assert [ds.item_ids[i] for i in ds.items[test.starts[0]:test.ends[0]]] == ["i1", "i2", "i3"]
+    starts, ends = ds.train_ranges()
+    assert [ds.item_ids[i] for i in ds.items[starts[1]:ends[1]]] == ["i5"]
+    assert ds.item_text[ds.item_index()["i1"]] == "Item 1. Cat > Sub1"
+
+
+def test_parquet_and_configurable_columns(tmp_path):
+    folder = tmp_path / "p"
+    folder.mkdir()
+    pd.DataFrame({"uid": ["a", "a", "a"], "iid": ["x", "y", "z"], "ts": [3, 1, 2]}).to_parquet(folder / "inter.parquet")
+    pd.DataFrame({"iid": ["x", "y", "z"], "name": ["X", "Y", "Z"]}).to_parquet(folder / "meta.parquet")
+    cfg = cfg_for(folder, interactions_file="inter.parquet", items_file="meta.parquet", user_column="uid",
+                  item_column="iid", timestamp_column="ts")
+    ds = prepare_dataset(cfg, cache=False)
+    assert [ds.item_ids[i] for i in ds.sequence(0)] == ["y", "z", "x"]
+    assert ds.item_text[ds.item_index()["x"]] == "X"
+
+
+def test_missing_column_names_file_and_field(tmp_path):
+    folder = write_generic(tmp_path / "d", [("u", "i1", 1)], ITEMS)
+    with pytest.raises(DataError, match=r"interactions.csv.*field 'ts'"):
+        prepare_dataset(cfg_for(folder, timestamp_column="ts"), cache=False)
+
+
+def test_malformed_json_line_is_named(tmp_path):
+    folder = write_generic(tmp_path / "d", [("u", "i1", 1)], ITEMS)
+    with open(folder / "items.jsonl", "a") as handle:
+        handle.write('{"item_id": "i9", "title": \n')
+    with pytest.raises(DataError, match=r"items.jsonl:6.*malformed JSON"):
+        prepare_dataset(cfg_for(folder), cache=False)
+
+
+def test_bad_timestamp_is_named_with_line(tmp_path):
+    folder = write_generic(tmp_path / "d", [("u", "i1", 1), ("u", "i2", "soon")], ITEMS)
+    with pytest.raises(DataError, match=r"interactions.csv:3.*field 'timestamp'"):
+        prepare_dataset(cfg_for(folder), cache=False)
+
+
+def test_missing_folder_explains(tmp_path):
+    with pytest.raises(DataError, match="dataset folder not found"):
+        prepare_dataset(cfg_for(tmp_path / "nowhere"), cache=False)
+
+
+def test_dedup_kcore_and_history_cap(tmp_path):
+    rows = [("u1", "i1", 1), ("u1", "i1", 1), ("u1", "i2", 2), ("u1", "i3", 3), ("u1", "i4", 4),
+            ("u2", "i1", 1), ("u2", "i2", 2), ("u2", "i3", 3), ("u3", "i5", 1), ("u3", "i1", 2)]
+    folder = write_generic(tmp_path / "d", rows, ITEMS)
+    ds = prepare_dataset(cfg_for(folder, min_user_interactions=3, min_item_interactions=2), cache=False)
+    # exact duplicate dropped; u3 (2 rows) dropped, then i4 and i5 (1 user each) dropped, so u1 has 3 left.
+    assert ds.user_ids == ["u1", "u2"]
+    assert sorted(ds.item_ids[1:]) == ["i1", "i2", "i3"]
+    assert any("dedup exact: dropped 1" in line for line in ds.log)
+    capped = prepare_dataset(cfg_for(folder, max_history=3), cache=False)
+    assert [capped.item_ids[i] for i in capped.sequence(0)] == ["i2", "i3", "i4"]
+
+
+def test_kcore_that_empties_the_data_is_an_error(tmp_path):
+    folder = write_generic(tmp_path / "d", [("u1", "i1", 1), ("u1", "i2", 2), ("u1", "i3", 3)], ITEMS)
+    with pytest.raises(DataError, match="k-core filtering .* removed every interaction"):
+        prepare_dataset(cfg_for(folder, min_user_interactions=5, min_item_interactions=5), cache=False)
+
+
+def test_missing_text_policies(tmp_path):
+    rows = [("u1", "i1", 1), ("u1", "i2", 2), ("u1", "i9", 3), ("u1", "i3", 4)]
+    folder = write_generic(tmp_path / "d", rows, ITEMS)  # i9 is not in the item table
+    kept = prepare_dataset(cfg_for(folder), cache=False)
+    assert kept.num_items == 4 and kept.item_text[kept.item_index()["i9"]] == ""
+    assert any("1 interacted items have no text" in line for line in kept.log)
+    dropped = prepare_dataset(cfg_for(folder, missing_text="drop"), cache=False)
+    assert "i9" not in dropped.item_ids
+    with pytest.raises(DataError, match="have no text"):
+        prepare_dataset(cfg_for(folder, missing_text="error"), cache=False)
+
+
+def test_recbole_atomic(tmp_path):
+    folder = tmp_path / "mini"
+    folder.mkdir()
+    (folder / "mini.inter").write_text("user_id:token\titem_id:token\trating:float\ttimestamp:float\n"
+                                       "1\t10\t5\t100\n1\t11\t2\t50\n1\t12\t4\t200\n")
+    (folder / "mini.item").write_text("item_id:token\tmovie_title:token_seq\tclass:token_seq\n"
+                                      "10\tHeat\tAction\n11\tBig\tComedy\n12\tAlien\tSci-Fi Horror\n")
+    cfg = DataConfig(name="mini", format="recbole", path=str(folder), min_user_interactions=0,
+                     min_item_interactions=0, text_fields=["movie_title", "class"], text_separator=", ")
+    ds = prepare_dataset(cfg, cache=False)
+    assert [ds.item_ids[i] for i in ds.sequence(0)] == ["11", "10", "12"]
+    assert ds.item_text[ds.item_index()["12"]] == "Alien, Sci-Fi Horror"
+    (folder / "mini.inter").write_text("user_id\titem_id\n1\t10\n")
+    with pytest.raises(DataError, match=r"mini.inter:1.*no ':type' suffix"):
+        prepare_dataset(cfg, cache=False)
+
+
+def test_cache_is_reused_and_invalidated(tmp_path, caplog):
+    folder = write_generic(tmp_path / "d", [("u1", "i1", 1), ("u1", "i2", 2), ("u1", "i3", 3), ("u1", "i4", 4)],
+                           ITEMS)
+    first = prepare_dataset(cfg_for(folder))
+    caplog.set_level("INFO")
+    second = prepare_dataset(cfg_for(folder))
+    assert "reused processed cache" in caplog.text
+    assert second.fingerprint == first.fingerprint
+    np.testing.assert_array_equal(second.items, first.items)
+    assert prepare_dataset(cfg_for(folder, max_history=3)).fingerprint != first.fingerprint
+
+
+def test_save_load_roundtrip(tmp_path):
+    ds = prepare_dataset(preset("synthetic", options={"num_items": 50, "num_users": 40}), cache=False)
+    ds.save(tmp_path / "saved")
+    back = SequenceDataset.load(tmp_path / "saved")
+    assert back.item_ids == ds.item_ids and back.item_titles == ds.item_titles
+    np.testing.assert_array_equal(back.offsets, ds.offsets)
+
+
+def test_synthetic_is_deterministic():
+    cfg = preset("synthetic", options={"num_items": 60, "num_users": 50, "seed": 3})
+    a, b = prepare_dataset(cfg, cache=False), prepare_dataset(cfg, cache=False)
+    np.testing.assert_array_equal(a.items, b.items)
+    assert a.item_text == b.item_text
+    assert any("SYNTHETIC" in line for line in a.log)
+
+
+def test_pad_left_and_flatten():
+    items = np.arange(10)
+    out = pad_left(items, np.array([0, 5, 8]), np.array([3, 10, 8]), max_len=4)
+    assert out.tolist() == [[0, 0, 1, 2], [6, 7, 8, 9], [0, 0, 0, 0]]
+    assert flatten_ranges(np.array([2, 7]), np.array([4, 9])).tolist() == [2, 3, 7, 8]
+
+
+def test_length_buckets_cover_every_row_once():
+    lengths = np.random.default_rng(0).integers(1, 50, size=1000)
+    batches = length_bucketed_batches(lengths, 64, np.random.default_rng(1), pool_batches=4)
+    assert sorted(np.concatenate(batches).tolist()) == list(range(1000))
+    assert all(len(b) <= 64 for b in batches)
+
+
+def test_real_beauty_matches_the_tiger_benchmark(shared_data, monkeypatch):
+    monkeypatch.setenv("GENREC_DATA_DIR", str(shared_data))
+    ds = prepare_dataset(preset("beauty"))
+    assert (ds.num_users, ds.num_items, len(ds.items)) == (22363, 12101, 198502)
+    assert all(ds.item_text[1:])  # every item has text (title or categories)

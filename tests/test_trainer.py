@@ -1,0 +1,80 @@
+import json
+import math
+
+import pytest
+import torch
+
+from genrec.pipeline import experiment_from_dict, load_run, run_experiment, setup, train
+from genrec.training.trainer import TrainConfig, Trainer, lr_factor
+
+
+def tiny_config(**train):
+    return experiment_from_dict({
+        "data": {"preset": "synthetic", "options": {"num_items": 100, "num_users": 150}},
+        "model": {"name": "sasrec", "hidden_size": 16, "num_layers": 1, "num_heads": 1, "ffn_size": 32,
+                  "dropout": 0.3, "max_history": 10},
+        "train": {"epochs": 3, "batch_size": 32, "warmup_steps": 5, "progress": False, "tensorboard": False,
+                  **train},
+        "eval": {"ks": [5, 10]},
+    })
+
+
+def weights(run_dir):
+    return torch.load(run_dir / "checkpoint.pt", weights_only=False)["model"]
+
+
+def test_resume_matches_uninterrupted_run(tmp_path, monkeypatch):
+    straight = tmp_path / "straight"
+    train(setup(tiny_config(), straight))
+    # killed half-way through the third epoch, then resumed
+    interrupted = tmp_path / "interrupted"
+    original = Trainer._train_epoch
+
+    def dies_in_epoch_three(self):
+        if self.epoch == 2:
+            raise KeyboardInterrupt
+        return original(self)
+
+    monkeypatch.setattr(Trainer, "_train_epoch", dies_in_epoch_three)
+    with pytest.raises(KeyboardInterrupt):
+        train(setup(tiny_config(), interrupted))
+    monkeypatch.setattr(Trainer, "_train_epoch", original)
+    summary = train(setup(tiny_config(), interrupted), resume=True)
+    assert summary["epochs_run"] == 3
+    a, b = weights(straight), weights(interrupted)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    log = [json.loads(line) for line in (interrupted / "log.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in log] == [1, 2, 3]
+    assert json.loads((straight / "log.jsonl").read_text().splitlines()[-1])["valid"] == log[-1]["valid"]
+
+
+def test_early_stopping_keeps_best_weights(tmp_path):
+    # lr 0 after warm-up: validation never improves after epoch 1, so patience 2 stops at epoch 3
+    run = setup(tiny_config(epochs=10, patience=2, lr=1e-9, warmup_steps=0, schedule="constant"), tmp_path)
+    summary = train(run)
+    assert summary["best_epoch"] == 1 and summary["epochs_run"] == 3 and summary["stopped_early"]
+    best = torch.load(tmp_path / "best.pt", weights_only=True)
+    assert all(torch.equal(best[k], v) for k, v in run.model.state_dict().items())
+
+
+def test_no_temp_files_left_behind(tmp_path):
+    train(setup(tiny_config(epochs=1), tmp_path))
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_run_writes_metrics_and_reloads(tmp_path):
+    metrics = run_experiment(tiny_config(epochs=1), tmp_path)
+    on_disk = json.loads((tmp_path / "metrics.json").read_text())
+    assert set(on_disk) == {"valid", "test"} and on_disk["test"]["recall@10"] == metrics["test"]["recall@10"]
+    assert {"recall@5", "ndcg@5", "recall@10", "ndcg@10"} <= set(on_disk["test"])
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["peak_memory_mb"] > 0 and summary["mean_epoch_seconds"] > 0
+    run = load_run(tmp_path)
+    assert run.model.training is False and run.config.model.params["hidden_size"] == 16
+
+
+def test_lr_schedule_warmup_and_decay():
+    cfg = TrainConfig(warmup_steps=10, schedule="cosine", min_lr_ratio=0.1)
+    assert lr_factor(0, 100, cfg) == 0.1 and lr_factor(9, 100, cfg) == 1.0
+    assert math.isclose(lr_factor(100, 100, cfg), 0.1)
+    assert 0.1 < lr_factor(55, 100, cfg) < 1.0
