@@ -77,3 +77,14 @@ def test_popularity_counts_only_training_part(small):
     assert model.counts[top].item() == np.bincount(train_items).max()
     scores = model.full_sort_predict({"history": torch.zeros(3, 1, dtype=torch.long)})
     assert scores.shape == (3, small.num_items + 1)
+
+
+def test_cpu_dropout_keeps_expectation_and_is_identity_in_eval():
+    from genrec.models.layers import Dropout
+
+    layer = Dropout(0.3)
+    x = torch.ones(200_000)
+    y = layer(x)
+    assert ((y == 0).float().mean() - 0.3).abs() < 0.01
+    assert (y.mean() - 1.0).abs() < 0.01
+    assert torch.equal(layer.eval()(x), x)

@@ -20,7 +20,7 @@ from torch import nn
 from ..data.batching import length_bucketed_batches, pad_left
 from ..data.dataset import SequenceDataset
 from .base import MODELS, Recommender
-from .layers import TransformerBlock, causal_padding_mask
+from .layers import Dropout, TransformerBlock, causal_padding_mask
 
 
 @dataclass
@@ -46,7 +46,7 @@ class SASRec(Recommender):
         d = config.hidden_size
         self.item_embedding = nn.Embedding(dataset.num_items + 1, d, padding_idx=0)
         self.position_embedding = nn.Embedding(config.max_history, d)
-        self.input_dropout = nn.Dropout(config.dropout)
+        self.input_dropout = Dropout(config.dropout)
         self.blocks = nn.ModuleList(TransformerBlock(d, config.num_heads, config.ffn_size, config.dropout)
                                     for _ in range(config.num_layers))
         self.final_norm = nn.LayerNorm(d)
