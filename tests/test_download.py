@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import io
 import socket
@@ -188,3 +189,23 @@ def test_registry_config_overrides_and_cli_list(capsys):
     assert "MINDsmall_dev.zip" in listing
     with pytest.raises(SystemExit):
         parser.parse_args(["download", "not-a-dataset"])
+
+
+def test_named_dataset_is_downloaded_on_first_use(server, tmp_path, monkeypatch):
+    """A config naming a downloadable dataset fetches it (through the mirror) when its folder is missing."""
+    from genrec.data import prepare_dataset, preset
+
+    ratings = "".join(f"{u}\t{i}\t4\t{100 * u + i}\n" for u in (1, 2) for i in (10, 11, 12, 13))
+    movies = "".join(f"{i}|Movie {i} (1995)|01-Jan-1995||http://x|" + "|".join(["0"] * 18 + ["1"]) + "\n"
+                     for i in (10, 11, 12, 13))
+    archive = zipped({"ml-100k/u.data": ratings, "ml-100k/u.item": movies})
+    server.files["/datasets/movielens/ml-100k.zip"] = archive
+    spec = download.DOWNLOADS.get("ml-100k-raw")
+    remote = dataclasses.replace(spec.files[0], checksum=f"md5:{hashlib.md5(archive).hexdigest()}")
+    monkeypatch.setitem(download.DOWNLOADS._entries, "ml-100k-raw", dataclasses.replace(spec, files=(remote,)))
+    monkeypatch.setenv(download.MIRROR_ENV, server.url)
+    monkeypatch.setenv("GENREC_DATA_DIR", str(tmp_path))
+    dataset = prepare_dataset(preset("ml-100k-raw", min_user_interactions=0, min_item_interactions=0))
+    assert (tmp_path / "ml-100k-raw" / "ml-100k" / "u.data").is_file()
+    assert dataset.num_users == 2 and dataset.num_items == 4
+    assert dataset.item_titles[dataset.item_index()["12"]].startswith("Movie 12")
