@@ -11,6 +11,11 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
                         help="override a config value, e.g. --set train.lr=5e-4 (repeatable)")
 
 
+def add_run_folder_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", help="run folder (default runs/<dataset>/<model>)")
+    parser.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
+
+
 def print_recommendations(title: str, recommendations: list[dict]) -> None:
     print(title)
     for rec in recommendations:

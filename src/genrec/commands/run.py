@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 
 from ..pipeline import format_metrics_table, load_experiment, run_experiment
-from .common import add_config_arguments
+from .common import add_config_arguments, add_run_folder_arguments
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("run", help="run the whole pipeline for one experiment config")
     add_config_arguments(parser)
-    parser.add_argument("--out", help="run folder (default runs/<dataset>/<model>)")
-    parser.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
+    add_run_folder_arguments(parser)
     parser.set_defaults(func=run)
 
 
