@@ -127,7 +127,12 @@ class SentenceTransformerEncoder:
     def __init__(self, config: TextEncoderConfig):
         if config.pooling not in POOLING_MODES:
             raise ValueError(f"pooling must be one of {POOLING_MODES}, got {config.pooling!r}")
-        from sentence_transformers import SentenceTransformer, models  # noqa: PLC0415
+        from sentence_transformers import SentenceTransformer  # noqa: PLC0415
+
+        try:  # sentence-transformers >= 5.x
+            from sentence_transformers.sentence_transformer.modules import Pooling  # noqa: PLC0415
+        except ImportError:
+            from sentence_transformers.models import Pooling  # noqa: PLC0415
 
         self.config = config
         self.device = resolve_device(config.device)
@@ -146,7 +151,7 @@ class SentenceTransformerEncoder:
                     if dim is None:
                         dim = modules[next(iter(modules))].get_word_embedding_dimension()
                     log.info("replacing %s pooling by %s pooling", mode, config.pooling)
-                    modules[key] = models.Pooling(dim, pooling_mode=config.pooling).to(self.device)
+                    modules[key] = Pooling(dim, pooling_mode=config.pooling).to(self.device)
             elif type(module).__name__ == "Normalize" and not config.normalize:
                 del modules[key]
         if config.max_length:

