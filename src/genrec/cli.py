@@ -9,7 +9,7 @@ import sys
 
 from .data.errors import DataError
 
-COMMAND_MODULES = ["run", "prepare", "train", "evaluate", "recommend", "demo", "download"]
+COMMAND_MODULES = ["run", "prepare", "train", "evaluate", "recommend", "demo", "download", "embed", "tokenize"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,6 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    logging.getLogger("faiss.loader").setLevel(logging.WARNING)  # it logs each CPU build it probes
     try:
         return int(args.func(args) or 0)
     except (DataError, FileNotFoundError, KeyError, ValueError) as exc:

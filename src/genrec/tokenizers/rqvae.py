@@ -365,7 +365,10 @@ class RQVAETokenizer(Tokenizer):
         self.model = _build_model(int(self.dim), self.config)
         params = {k[len("param."):]: torch.from_numpy(np.array(v)) for k, v in state.items() if k.startswith("param.")}
         self.model.load_state_dict(params)
-        self.model.to(resolve_device(self.config.device)).eval()
+        device = resolve_device(self.config.device)
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            device = "cpu"  # fitted on a GPU, used here without one
+        self.model.to(device).eval()
 
 
 @TOKENIZERS.register("cost")
