@@ -29,6 +29,11 @@ def test_run_evaluate_recommend(tmp_path, capsys):
     recs = json.loads(capsys.readouterr().out)
     assert [r["rank"] for r in recs] == [1, 2, 3] and all(r["title"] for r in recs)
 
+    history = [r["item_id"] for r in recs[:2]]  # the model's own favourites, now "seen"
+    assert main(["recommend", str(out), "--items", *history, "-k", "5", "--json", "--exclude-seen"]) == 0
+    unseen = json.loads(capsys.readouterr().out)
+    assert len(unseen) == 5 and not {r["item_id"] for r in unseen} & set(history)
+
 
 def test_prepare_prints_the_log(tmp_path, capsys):
     assert main(["prepare", str(write_config(tmp_path))]) == 0

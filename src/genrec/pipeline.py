@@ -171,26 +171,35 @@ def load_run(run_dir: str | Path, device: str | None = None) -> Run:
     return run
 
 
-def recommend(run: Run, history_item_ids: list[str], k: int = 10) -> list[dict]:
-    """Top-k items for one user given their history (raw item ids, oldest first)."""
+def recommend(run: Run, history_item_ids: list[str], k: int = 10, exclude_seen: bool = False) -> list[dict]:
+    """Top-k items for one user given their history (raw item ids, oldest first).
+
+    exclude_seen drops items already in the history (the evaluation protocol keeps them).
+    """
     index = run.dataset.item_index()
     unknown = [i for i in history_item_ids if i not in index]
     if unknown:
         raise KeyError(f"unknown item id(s) {', '.join(map(repr, unknown[:5]))} "
                        f"(not in the processed '{run.dataset.name}' catalogue)")
-    items = [index[i] for i in history_item_ids][-run.model.max_history:]
+    seen = [index[i] for i in history_item_ids]
+    items = seen[-run.model.max_history:]
     batch = {"history": torch.tensor([items or [0]], device=run.device),
              "users": torch.zeros(1, dtype=torch.long, device=run.device)}
+    hidden = set(seen) if exclude_seen else set()
     with torch.no_grad():
         if run.model.output == "scores":
             scores = run.model.full_sort_predict(batch)[0].float()
             scores[0] = -torch.inf
-            top = scores.topk(k)
-            pairs = zip(top.indices.tolist(), top.values.tolist())
+            if hidden:
+                scores[list(hidden)] = -torch.inf
+            top = scores.topk(min(k, run.dataset.num_items))
+            pairs = list(zip(top.indices.tolist(), top.values.tolist()))
         else:
-            pairs = ((i, None) for i in run.model.recommend(batch, k)[0].tolist())
+            ranked = run.model.recommend(batch, min(k + len(hidden), run.dataset.num_items))[0].tolist()
+            pairs = [(i, None) for i in ranked if i not in hidden][:k]
+    pairs = [(i, score) for i, score in pairs if i > 0]  # 0 = padding, -1 = invalid ID
     return [{"rank": rank + 1, "item_id": run.dataset.item_ids[i], "title": run.dataset.item_titles[i],
-             "score": score} for rank, (i, score) in enumerate(pairs) if i > 0]
+             "score": score} for rank, (i, score) in enumerate(pairs)]
 
 
 def format_metrics_table(rows: dict[str, dict], split: str = "test", ks: list[int] | None = None) -> str:

@@ -14,6 +14,7 @@ def register(subparsers) -> None:
     parser.add_argument("--items", nargs="+", required=True, metavar="ITEM_ID",
                         help="the user's history, oldest first (raw item ids as in the dataset)")
     parser.add_argument("-k", type=int, default=10)
+    parser.add_argument("--exclude-seen", action="store_true", help="never recommend items already in the history")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a list")
     parser.add_argument("--device", help="override the run's device (cpu, cuda)")
     parser.set_defaults(func=run)
@@ -21,7 +22,7 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     run_ = load_run(args.run_dir, args.device)
-    recs = recommend(run_, args.items, args.k)
+    recs = recommend(run_, args.items, args.k, exclude_seen=args.exclude_seen)
     if args.json:
         print(json.dumps(recs, indent=2))
         return 0
