@@ -1,0 +1,181 @@
+import itertools
+
+import numpy as np
+import pytest
+import torch
+
+import genrec.models.tiger  # noqa: F401  (registers "tiger")
+from genrec.data import prepare_dataset, preset
+from genrec.evaluation import EvalConfig, Evaluator
+from genrec.models import build_model
+from genrec.models.tiger import TIGER, TIGERConfig
+from genrec.models.trie import CodeTrie
+from genrec.tokenizers import build_tokenizer
+
+TINY = {"d_model": 32, "encoder_layers": 1, "decoder_layers": 2, "num_heads": 2, "head_dim": 24,
+        "ffn_size": 64, "dropout": 0.0, "max_history": 6, "beam_size": 10}
+
+
+@pytest.fixture(scope="module")
+def small():
+    return prepare_dataset(preset("synthetic", options={"num_items": 120, "num_users": 200}), cache=False)
+
+
+@pytest.fixture(scope="module")
+def tokenizer(small):
+    """rq-kmeans on random embeddings: small codebooks, so items collide and get a dedup digit."""
+    tok = build_tokenizer("rqkmeans", {"codebook_sizes": [8, 8], "refine_iters": 0, "dedup": "always"})
+    tok.fit(np.random.default_rng(0).normal(size=(small.num_items, 16)).astype(np.float32))
+    return tok
+
+
+def tiny_tiger(dataset, tokenizer, **kw):
+    torch.manual_seed(0)
+    return TIGER(TIGERConfig(**{**TINY, **kw}), dataset, tokenizer=tokenizer)
+
+
+def test_trie_allows_exactly_the_valid_prefixes():
+    rng = np.random.default_rng(1)
+    sizes = [4, 3, 5]
+    all_codes = np.array(list(itertools.product(*map(range, sizes))))
+    codes = all_codes[rng.choice(len(all_codes), 25, replace=False)]
+    trie = CodeTrie(codes, level_sizes=sizes)
+    valid = [{tuple(r) for r in codes[:, :l].tolist()} for l in range(len(sizes) + 1)]
+    # Walk every prefix of every depth through the tables.
+    frontier = {(): 0}
+    for level, size in enumerate(sizes):
+        nxt = {}
+        for prefix, pid in frontier.items():
+            allowed, child = trie.step(level, torch.tensor(pid))
+            for code in range(size):
+                extended = prefix + (code,)
+                assert bool(allowed[code]) == (extended in valid[level + 1])
+                assert (int(child[code]) >= 0) == (extended in valid[level + 1])
+                if extended in valid[level + 1]:
+                    nxt[extended] = int(child[code])
+        frontier = nxt
+    # Leaves map to the right item (row + 1), and lookup agrees.
+    assert {p: i for p, i in frontier.items()} == {tuple(c): r + 1 for r, c in enumerate(codes.tolist())}
+    assert trie.lookup(torch.from_numpy(codes)).tolist() == list(range(1, 26))
+    missing = [c for c in all_codes.tolist() if tuple(c) not in valid[3]][:5]
+    assert (trie.lookup(torch.tensor(missing)) == -1).all()
+    # Cold start: an added row becomes reachable with its item index.
+    new = np.array([missing[0]])
+    trie.add(new, np.array([99]))
+    assert trie.lookup(torch.from_numpy(new)).tolist() == [99]
+
+
+def _histories(dataset, n=16, width=6):
+    rows = []
+    for user in range(n):
+        seq = dataset.sequence(user)[:-2][-width:]
+        rows.append(np.pad(seq, (width - len(seq), 0)))
+    return torch.from_numpy(np.stack(rows))
+
+
+def test_training_batches_cover_every_training_transition(small, tokenizer):
+    model = tiny_tiger(small, tokenizer, max_history=4)
+    batches = list(model.training_batches(small, 64, np.random.default_rng(0)))
+    starts, ends = small.train_ranges()
+    assert sum(len(b["targets"]) for b in batches) == int(np.maximum(ends - starts - 1, 0).sum())
+    for batch in batches:
+        history, targets, users = batch["history"], batch["targets"], batch["users"]
+        assert history.shape[1] <= 4 and (history[:, -1] > 0).all()
+        for h, t, u in zip(history[:3].tolist(), targets[:3].tolist(), users[:3].tolist()):
+            seq = small.sequence(u)[:-2].tolist()
+            h = [i for i in h if i > 0]
+            pos = next(j for j in range(1, len(seq)) if seq[j] == t and seq[max(0, j - 4):j] == h)
+            assert pos >= 1
+
+
+def test_loss_decreases(small, tokenizer):
+    model = tiny_tiger(small, tokenizer)
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    batch = next(iter(model.training_batches(small, 64, np.random.default_rng(0))))
+    first = model.calculate_loss(batch).item()
+    for _ in range(15):
+        optimizer.zero_grad()
+        model.calculate_loss(batch).backward()
+        optimizer.step()
+    assert model.calculate_loss(batch).item() < first * 0.8
+
+
+def test_beam_search_returns_distinct_valid_items_and_matches_uncached_decoder(small, tokenizer):
+    model = tiny_tiger(small, tokenizer, user_tokens=7).eval()
+    with torch.no_grad():  # untrained weights are nearly uniform: sharpen them so ties are unlikely
+        model.output_layer.weight.normal_(std=0.5)
+    history = _histories(small)
+    users = torch.arange(len(history))
+    fast, fast_scores = model.beam_search(history, 10, users, use_cache=True)
+    slow, slow_scores = model.beam_search(history, 10, users, use_cache=False)
+    assert torch.equal(fast, slow)
+    torch.testing.assert_close(fast_scores, slow_scores)
+    assert ((fast >= 1) & (fast <= small.num_items)).all()
+    assert all(len(set(row)) == len(row) for row in fast.tolist())
+    assert (fast_scores[:, :-1] >= fast_scores[:, 1:]).all()  # ranked by log-probability
+    # Scores are the sum of the per-level constrained log-probabilities of the returned codes.
+    codes = model.item_codes[fast[0, 3]][None]  # (1, L), the user's 4th item
+    assert model.trie.lookup(codes).item() == fast[0, 3].item()
+    with torch.no_grad():
+        memory, mask = model.encode(history[:1], users[:1])
+        inputs = torch.cat([torch.ones(1, 1, dtype=torch.long), model.code_tokens(codes[:, :-1])], dim=1)
+        states, _ = model.decode(inputs, memory, mask)
+        total, prefix = 0.0, torch.zeros(1, dtype=torch.long)
+        for level in range(model.num_levels):
+            allowed, child = model.trie.step(level, prefix)
+            logp = torch.log_softmax(model.level_logits(states[:, level], level).masked_fill(~allowed, -torch.inf), -1)
+            total += logp[0, codes[0, level]].item()
+            prefix = child[:, codes[0, level]]
+    assert total == pytest.approx(fast_scores[0, 3].item(), abs=1e-4)
+    # Asking for more items than beam_size widens the beam; every item is reachable.
+    everything, scores = model.beam_search(history[:2], small.num_items + 5)
+    assert sorted(everything[0, :small.num_items].tolist()) == list(range(1, small.num_items + 1))
+    assert (everything[:, small.num_items:] == 0).all() and torch.isinf(scores[:, small.num_items:]).all()
+
+
+def test_beam_search_ignores_left_padding(small, tokenizer):
+    model = tiny_tiger(small, tokenizer).eval()
+    with torch.no_grad():
+        model.output_layer.weight.normal_(std=0.5)
+    a, sa = model.beam_search(torch.tensor([[5, 9, 3]]), 5)
+    b, sb = model.beam_search(torch.tensor([[0, 0, 5, 9, 3]]), 5)
+    assert torch.equal(a, b)
+    torch.testing.assert_close(sa, sb)
+
+
+def test_cold_start_items_become_recommendable(small, tokenizer):
+    model = tiny_tiger(small, tokenizer).eval()
+    tok = build_tokenizer("rqkmeans", tokenizer.config)  # a copy, so the shared fixture is untouched
+    tok.fit(np.random.default_rng(0).normal(size=(small.num_items, 16)).astype(np.float32))
+    new_codes = tok.add_items(np.random.default_rng(5).normal(size=(3, 16)).astype(np.float32))
+    # One more, whose disambiguation digit is beyond the trained range: the vocabulary grows.
+    new_codes = np.concatenate([new_codes, [[1, 2, int(model.level_sizes[-1]) + 2]]])
+    before = model.level_sizes[-1]
+    new_items = model.add_items(new_codes)
+    assert new_items.tolist() == list(range(small.num_items + 1, small.num_items + 5))
+    assert model.num_items == small.num_items + 4 and model.level_sizes[-1] == before + 3
+    assert model.trie.lookup(torch.from_numpy(new_codes)).tolist() == new_items.tolist()
+    # Force the model to prefer the last new item's codes: beam search must then return it first.
+    target = int(new_items[-1])
+    with torch.no_grad():
+        for level, code in enumerate(new_codes[-1]):
+            begin = model.level_offsets[level]
+            model.output_layer.bias[begin + int(code)] = 50.0
+    items, _ = model.beam_search(_histories(small, n=4), 5)
+    assert (items[:, 0] == target).all()
+    # New items can also appear in histories.
+    items, _ = model.beam_search(torch.tensor([[3, int(new_items[0])]]), 5)
+    assert items[0, 0].item() == target
+
+
+def test_evaluator_and_build_model(small):
+    """The registered model, built from its config (tokenizer fitted via the cache), evaluates."""
+    params = {**TINY, "tokenizer": "rqkmeans",
+              "tokenizer_params": {"codebook_sizes": [8, 8], "refine_iters": 0, "niter": 5}}
+    torch.manual_seed(0)
+    model = build_model("tiger", params, small)
+    assert isinstance(model, TIGER) and model.output == "ranked"
+    result = Evaluator(EvalConfig(ks=[5, 10], batch_size=64), small).evaluate(model, "valid", progress=False)
+    assert result["invalid_rate"] == 0.0
+    assert result["users"] == small.num_users
+    assert 0.0 <= result["recall@10"] <= 1.0
