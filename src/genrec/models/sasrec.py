@@ -20,7 +20,7 @@ from torch import nn
 from ..data.batching import length_bucketed_batches, pad_left
 from ..data.dataset import SequenceDataset
 from .base import MODELS, Recommender
-from .layers import Dropout, TransformerBlock, causal_padding_mask
+from .layers import Dropout, TransformerBlock, causal_padding_mask, init_weights
 
 
 @dataclass
@@ -53,13 +53,7 @@ class SASRec(Recommender):
         self.apply(self._init_weights)
 
     def _init_weights(self, module: nn.Module) -> None:
-        if isinstance(module, (nn.Linear, nn.Embedding)):
-            nn.init.normal_(module.weight, std=self.config.init_std)
-            if isinstance(module, nn.Linear) and module.bias is not None:
-                nn.init.zeros_(module.bias)
-        if isinstance(module, nn.Embedding) and module.padding_idx is not None:
-            with torch.no_grad():
-                module.weight[module.padding_idx].zero_()
+        init_weights(module, self.config.init_std)
 
     def encode(self, history: torch.Tensor) -> torch.Tensor:
         """(B, T) left-padded item indices -> (B, T, d) states; positions count from the right."""

@@ -23,7 +23,7 @@ from torch import nn
 from ..data.batching import flatten_ranges, length_bucketed_batches, pad_left
 from ..data.dataset import SequenceDataset
 from .base import MODELS, Recommender
-from .layers import Dropout
+from .layers import Dropout, init_weights
 from .trie import CodeTrie
 
 PAD, BOS, SPECIAL = 0, 1, 2
@@ -162,13 +162,7 @@ class TIGER(Recommender):
         self.apply(self._init_weights)
 
     def _init_weights(self, module: nn.Module) -> None:
-        if isinstance(module, (nn.Linear, nn.Embedding)):
-            nn.init.normal_(module.weight, std=self.config.init_std)
-            if isinstance(module, nn.Linear) and module.bias is not None:
-                nn.init.zeros_(module.bias)
-        if isinstance(module, nn.Embedding) and module.padding_idx is not None:
-            with torch.no_grad():
-                module.weight[module.padding_idx].zero_()
+        init_weights(module, self.config.init_std)
 
     # ---- token layout -------------------------------------------------------------------
     @property
