@@ -62,6 +62,16 @@ def amazon2014(folder: Path, category: str = "Beauty") -> Path:
     return folder
 
 
+def test_amazon2014_bad_meta_literal_names_file_and_line(tmp_path):
+    folder = amazon2014(tmp_path / "beauty")
+    write_lines(folder / "meta_Beauty.json.gz", ["{'asin': 'B1', 'title': 'ok'}", "{'asin': 'B2', 'title': "])
+    with pytest.raises(DataError, match=r"meta_Beauty\.json\.gz:2: malformed Python literal"):
+        amazon.load_amazon2014(cfg(folder, "amazon2014", category="Beauty"))
+    write_lines(folder / "meta_Beauty.json.gz", ["['B1', 'not a dict']"])
+    with pytest.raises(DataError, match=r"meta_Beauty\.json\.gz:1: expected a dict literal"):
+        amazon.load_amazon2014(cfg(folder, "amazon2014", category="Beauty"))
+
+
 def test_amazon2014_reads_reviews_in_file_order_and_literal_meta(tmp_path):
     raw = amazon.load_amazon2014(cfg(amazon2014(tmp_path / "beauty"), "amazon2014", category="Beauty"))
     assert rows(raw) == [("U1", "B2", 1300000000.0), ("U1", "B1", 1200000000.0), ("U2", "B3", 1250000000.0)]

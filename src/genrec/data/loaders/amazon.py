@@ -19,24 +19,13 @@ from ..config import DataConfig
 from ..errors import DataError
 from ..raw import RawData
 from . import FORMATS
-from .tables import iter_json_lines, open_text
+from .tables import iter_json_lines, iter_record_lines
 
 
 def _iter_literal_lines(path: Path) -> Iterator[tuple[int, dict]]:
     """Yields (line number, dict) from a file of Python-literal lines (the 2014 metadata
     uses single quotes, so it is not JSON). literal_eval never executes code."""
-    with open_text(path) as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = ast.literal_eval(line)
-            except (ValueError, SyntaxError) as exc:
-                raise DataError(f"malformed Python literal ({type(exc).__name__})",
-                                path=path, line=number) from None
-            if not isinstance(record, dict):
-                raise DataError("expected a dict literal", path=path, line=number)
-            yield number, record
+    return iter_record_lines(path, ast.literal_eval, "Python literal", "a dict literal")
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import pandas as pd
 
@@ -25,20 +25,28 @@ def require_file(path: Path, hint: str = "") -> Path:
     return path
 
 
-def iter_json_lines(path: Path) -> Iterator[tuple[int, dict]]:
-    """Yields (line number, object) for each non-empty line of a JSON-lines file."""
+def iter_record_lines(path: Path, parse: Callable[[str], object] = json.loads, kind: str = "JSON",
+                      record_name: str = "a JSON object") -> Iterator[tuple[int, dict]]:
+    """Yields (line number, dict) for each non-empty line, parsed by `parse` (JSON by default);
+    a line that does not parse, or is not a mapping, is an error naming file and line."""
     with open_text(path) as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
             try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"malformed JSON ({exc.msg} at column {exc.colno})",
-                                path=path, line=number) from None
+                record = parse(line)
+            except (ValueError, SyntaxError) as exc:  # JSONDecodeError is a ValueError
+                detail = (f"{exc.msg} at column {exc.colno}" if isinstance(exc, json.JSONDecodeError)
+                          else type(exc).__name__)
+                raise DataError(f"malformed {kind} ({detail})", path=path, line=number) from None
             if not isinstance(record, dict):
-                raise DataError("expected a JSON object", path=path, line=number)
+                raise DataError(f"expected {record_name}", path=path, line=number)
             yield number, record
+
+
+def iter_json_lines(path: Path) -> Iterator[tuple[int, dict]]:
+    """Yields (line number, object) for each non-empty line of a JSON-lines file."""
+    return iter_record_lines(path)
 
 
 def read_json_lines(path: Path, key: str) -> pd.DataFrame:
