@@ -71,3 +71,15 @@ def test_exclude_history_masks_seen_items(small):
     # with masking a repeated target can never be found; without, seen items lead the ranking
     assert on["recall@50"] <= 1 - repeats + 1e-9
     assert off["recall@5"] >= 0.0
+
+
+def test_max_users_evaluates_a_fixed_subset(small):
+    """A user subset: the same users every call, and metrics computed over them only."""
+    model = FixedLists(None, small)
+    evaluator = Evaluator(EvalConfig(ks=[5]), small)
+    first = evaluator.evaluate(model, "valid", progress=False, max_users=20)
+    assert first["users"] == 20 and first == evaluator.evaluate(model, "valid", progress=False, max_users=20)
+    chosen = np.sort(np.random.default_rng(0).choice(small.num_users, 20, replace=False))
+    targets = small.eval_split("valid").targets[chosen]
+    assert first["recall@5"] == pytest.approx(np.isin(targets, range(1, 5)).mean())
+    assert evaluator.evaluate(model, "valid", progress=False, max_users=10_000)["users"] == small.num_users

@@ -8,7 +8,7 @@ import genrec.models.tiger  # noqa: F401  (registers "tiger")
 from genrec.data import prepare_dataset, preset
 from genrec.evaluation import EvalConfig, Evaluator
 from genrec.models import build_model
-from genrec.models.tiger import TIGER, TIGERConfig
+from genrec.models.tiger import TIGER, TIGERConfig, additive_mask
 from genrec.models.trie import CodeTrie
 from genrec.tokenizers import build_tokenizer
 
@@ -103,7 +103,7 @@ def test_loss_decreases(small, tokenizer):
 def test_beam_search_returns_distinct_valid_items_and_matches_uncached_decoder(small, tokenizer):
     model = tiny_tiger(small, tokenizer, user_tokens=7).eval()
     with torch.no_grad():  # untrained weights are nearly uniform: sharpen them so ties are unlikely
-        model.output_layer.weight.normal_(std=0.5)
+        model.token_embedding.weight.mul_(4.0)
     history = _histories(small)
     users = torch.arange(len(history))
     fast, fast_scores = model.beam_search(history, 10, users, use_cache=True)
@@ -113,19 +113,16 @@ def test_beam_search_returns_distinct_valid_items_and_matches_uncached_decoder(s
     assert ((fast >= 1) & (fast <= small.num_items)).all()
     assert all(len(set(row)) == len(row) for row in fast.tolist())
     assert (fast_scores[:, :-1] >= fast_scores[:, 1:]).all()  # ranked by log-probability
-    # Scores are the sum of the per-level constrained log-probabilities of the returned codes.
+    # Scores are the sum of the per-level log-probabilities (softmax over the whole vocabulary)
+    # of the returned codes.
     codes = model.item_codes[fast[0, 3]][None]  # (1, L), the user's 4th item
     assert model.trie.lookup(codes).item() == fast[0, 3].item()
     with torch.no_grad():
-        memory, mask = model.encode(history[:1], users[:1])
+        memory, visible = model.encode(model.encoder_tokens(history[:1], users[:1]))
         inputs = torch.cat([torch.ones(1, 1, dtype=torch.long), model.code_tokens(codes[:, :-1])], dim=1)
-        states, _ = model.decode(inputs, memory, mask)
-        total, prefix = 0.0, torch.zeros(1, dtype=torch.long)
-        for level in range(model.num_levels):
-            allowed, child = model.trie.step(level, prefix)
-            logp = torch.log_softmax(model.level_logits(states[:, level], level).masked_fill(~allowed, -torch.inf), -1)
-            total += logp[0, codes[0, level]].item()
-            prefix = child[:, codes[0, level]]
+        states, _ = model.decode(inputs, memory, additive_mask(visible[:, None, None], torch.float32))
+        logp = torch.log_softmax(model.logits(states), -1)[0]
+    total = sum(logp[level, tok].item() for level, tok in enumerate(model.code_tokens(codes)[0].tolist()))
     assert total == pytest.approx(fast_scores[0, 3].item(), abs=1e-4)
     # Asking for more items than beam_size widens the beam; every item is reachable.
     everything, scores = model.beam_search(history[:2], small.num_items + 5)
@@ -136,7 +133,7 @@ def test_beam_search_returns_distinct_valid_items_and_matches_uncached_decoder(s
 def test_beam_search_ignores_left_padding(small, tokenizer):
     model = tiny_tiger(small, tokenizer).eval()
     with torch.no_grad():
-        model.output_layer.weight.normal_(std=0.5)
+        model.token_embedding.weight.mul_(4.0)
     a, sa = model.beam_search(torch.tensor([[5, 9, 3]]), 5)
     b, sb = model.beam_search(torch.tensor([[0, 0, 5, 9, 3]]), 5)
     assert torch.equal(a, b)
@@ -157,10 +154,11 @@ def test_cold_start_items_become_recommendable(small, tokenizer):
     assert model.trie.lookup(torch.from_numpy(new_codes)).tolist() == new_items.tolist()
     # Force the model to prefer the last new item's codes: beam search must then return it first.
     target = int(new_items[-1])
-    with torch.no_grad():
-        for level, code in enumerate(new_codes[-1]):
-            begin = model.level_offsets[level]
-            model.output_layer.bias[begin + int(code)] = 50.0
+    favoured = [model.level_offsets[level] + int(code) for level, code in enumerate(new_codes[-1])]
+    boost = torch.zeros(model.vocab_size)
+    boost[favoured] = 50.0
+    plain_logits = model.logits
+    model.logits = lambda states: plain_logits(states) + boost
     items, _ = model.beam_search(_histories(small, n=4), 5)
     assert (items[:, 0] == target).all()
     # New items can also appear in histories.
@@ -179,3 +177,78 @@ def test_evaluator_and_build_model(small):
     assert result["invalid_rate"] == 0.0
     assert result["users"] == small.num_users
     assert 0.0 <= result["recall@10"] <= 1.0
+
+
+def test_window_loss_equals_the_per_prefix_loss_with_a_causal_encoder(small, tokenizer):
+    """The fast formulation computes, in one pass, exactly the per-target losses of the paper's
+    one-sample-per-prefix formulation (same weights, block-causal encoder, no dropout)."""
+    model = tiny_tiger(small, tokenizer, causal_encoder=True, user_tokens=5, max_history=4)
+    rng = np.random.default_rng(0)
+    windows = next(iter(model.training_batches(small, 16, rng)))
+    assert set(windows) == {"window", "users"} and windows["window"].shape[1] <= 5
+    fast = model.calculate_loss(windows)
+    losses, count = 0.0, 0
+    for window, user in zip(windows["window"].tolist(), windows["users"].tolist()):
+        for j in range(1, len(window)):
+            if window[j - 1] == 0:  # the window's first item is not a target
+                continue
+            batch = {"history": torch.tensor([window[:j]]), "targets": torch.tensor([window[j]]),
+                     "users": torch.tensor([user])}
+            losses += model.calculate_loss(batch).item() * model.num_levels
+            count += model.num_levels
+    assert fast.item() == pytest.approx(losses / count, rel=1e-4)
+    # Every training transition is a target exactly once across the windows of an epoch.
+    batches = list(model.training_batches(small, 64, rng))
+    starts, ends = small.train_ranges()
+    assert sum(int((b["window"][:, :-1] > 0).sum()) for b in batches) == int(np.maximum(ends - starts - 1, 0).sum())
+
+
+def test_causal_encoder_beam_search_ignores_left_padding(small, tokenizer):
+    model = tiny_tiger(small, tokenizer, causal_encoder=True).eval()
+    a, sa = model.beam_search(torch.tensor([[5, 9, 3]]), 5)
+    b, sb = model.beam_search(torch.tensor([[0, 0, 5, 9, 3]]), 5)
+    assert torch.equal(a, b)
+    torch.testing.assert_close(sa, sb)
+
+
+def test_exported_weights_run_unchanged_in_transformers_t5(small, tokenizer):
+    """Same logits in Hugging Face's T5, and its constrained beam search finds the same items."""
+    transformers = pytest.importorskip("transformers")
+    # Equal stack depths: transformers 5 sizes its generation cache by the encoder depth.
+    model = tiny_tiger(small, tokenizer, user_tokens=3, dropout=0.1, encoder_layers=2).eval()
+    with torch.no_grad():
+        model.token_embedding.weight.mul_(4.0)
+    kwargs, state = model.export_t5()
+    hf = transformers.T5ForConditionalGeneration(transformers.T5Config(**kwargs)).eval()
+    hf.load_state_dict(state)
+    history = _histories(small, n=6)
+    users = torch.arange(6)
+    tokens = model.encoder_tokens(history, users)
+    codes = model.item_codes[history[:, -1]]
+    inputs = torch.cat([torch.ones(6, 1, dtype=torch.long), model.code_tokens(codes[:, :-1])], dim=1)
+    with torch.no_grad():
+        memory, visible = model.encode(tokens)
+        states, _ = model.decode(inputs, memory, additive_mask(visible[:, None, None], torch.float32))
+        ours = model.logits(states)
+        theirs = hf(input_ids=tokens, attention_mask=(tokens != 0).long(), decoder_input_ids=inputs).logits
+    torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-4)
+    items, _ = model.beam_search(history, 5, users)
+    allowed = model.trie.allowed_tokens(model.level_offsets)
+    out = hf.generate(input_ids=tokens, attention_mask=(tokens != 0).long(), num_beams=10, num_return_sequences=5,
+                      max_new_tokens=model.num_levels, do_sample=False,
+                      prefix_allowed_tokens_fn=lambda b, ids: allowed[tuple(ids[1:].tolist())])
+    hf_items = model.trie.lookup(out[:, 1:] - torch.tensor(model.level_offsets)).reshape(6, 5)
+    assert torch.equal(items, hf_items)
+
+
+def test_recommend_shows_semantic_ids(small, tokenizer, tmp_path):
+    from genrec.pipeline import Run, experiment_from_dict, recommend
+
+    model = tiny_tiger(small, tokenizer).eval()
+    run = Run(experiment_from_dict({"model": {"name": "tiger", **TINY}}), small, model, tmp_path, torch.device("cpu"))
+    history = [small.item_ids[i] for i in small.sequence(0)[:3]]
+    recs = recommend(run, history, k=5)
+    assert [r["rank"] for r in recs] == [1, 2, 3, 4, 5]
+    index = small.item_index()
+    for rec in recs:
+        assert rec["semantic_id"] == tokenizer.codes[index[rec["item_id"]] - 1].tolist()

@@ -78,3 +78,12 @@ def test_lr_schedule_warmup_and_decay():
     assert lr_factor(0, 100, cfg) == 0.1 and lr_factor(9, 100, cfg) == 1.0
     assert math.isclose(lr_factor(100, 100, cfg), 0.1)
     assert 0.1 < lr_factor(55, 100, cfg) < 1.0
+
+
+def test_time_limit_stops_after_a_validated_epoch(tmp_path):
+    run = setup(tiny_config(epochs=5, eval_every=3, time_limit_minutes=1e-6), tmp_path / "run")
+    summary = train(run)
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert summary["stopped_by_time_limit"] and summary["epochs_run"] == 1
+    assert len(log) == 1 and "valid" in log[0] and log[0]["elapsed_seconds"] > 0
+    assert (tmp_path / "run" / "best.pt").is_file()

@@ -108,6 +108,8 @@ def setup(cfg: ExperimentConfig, out_dir: str | Path | None) -> Run:
         torch.set_num_threads(cfg.threads)
     seed_everything(cfg.seed)
     device = resolve_device(cfg.device)
+    if device.type == "cuda":  # TF32 tensor cores for fp32 matrix products (Ampere and newer)
+        torch.set_float32_matmul_precision("high")
     dataset = prepare_dataset(cfg.data)
     model = build_model(cfg.model.name, cfg.model.params, dataset)
     out = Path(out_dir) if out_dir else default_run_dir(cfg)
@@ -198,8 +200,14 @@ def recommend(run: Run, history_item_ids: list[str], k: int = 10, exclude_seen: 
             ranked = run.model.recommend(batch, min(k + len(hidden), run.dataset.num_items))[0].tolist()
             pairs = [(i, None) for i in ranked if i not in hidden][:k]
     pairs = [(i, score) for i, score in pairs if i > 0]  # 0 = padding, -1 = invalid ID
-    return [{"rank": rank + 1, "item_id": run.dataset.item_ids[i], "title": run.dataset.item_titles[i],
-             "score": score} for rank, (i, score) in enumerate(pairs)]
+    semantic_id = getattr(run.model, "semantic_id", None)  # generative models: the item's codes
+    recs = []
+    for rank, (i, score) in enumerate(pairs):
+        rec = {"rank": rank + 1, "item_id": run.dataset.item_ids[i], "title": run.dataset.item_titles[i], "score": score}
+        if semantic_id is not None:
+            rec["semantic_id"] = semantic_id(i)
+        recs.append(rec)
+    return recs
 
 
 def format_metrics_table(rows: dict[str, dict], split: str = "test", ks: list[int] | None = None) -> str:

@@ -20,4 +20,5 @@ def print_recommendations(title: str, recommendations: list[dict]) -> None:
     print(title)
     for rec in recommendations:
         score = f"  ({rec['score']:.3f})" if rec.get("score") is not None else ""
-        print(f"  {rec['rank']:>2}. [{rec['item_id']}] {rec['title'][:90]}{score}")
+        codes = f" <{'-'.join(map(str, rec['semantic_id']))}>" if rec.get("semantic_id") is not None else ""
+        print(f"  {rec['rank']:>2}. [{rec['item_id']}]{codes} {rec['title'][:90]}{score}")

@@ -43,6 +43,10 @@ class Recommender(nn.Module):
     def calculate_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         raise NotImplementedError
 
+    def batch_samples(self, batch: dict[str, torch.Tensor]) -> int:
+        """Training samples (next-item targets) in a batch, for throughput figures."""
+        return next(iter(batch.values())).shape[0]
+
     def full_sort_predict(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         raise NotImplementedError
 

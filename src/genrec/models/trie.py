@@ -101,3 +101,14 @@ class CodeTrie:
     def valid_prefixes(self, level: int) -> set[tuple[int, ...]]:
         """The set of valid prefixes of length `level` (for tests and debugging)."""
         return {tuple(row) for row in self.codes[:, :level].tolist()}
+
+    def allowed_tokens(self, level_offsets: list[int]) -> dict[tuple[int, ...], list[int]]:
+        """Token prefix -> allowed next tokens, with level l's code c as token level_offsets[l] + c:
+        the table a callback-based decoder needs (e.g. transformers' `prefix_allowed_tokens_fn`)."""
+        tokens = self.codes + np.asarray(level_offsets[: self.num_levels], dtype=np.int64)
+        table: dict[tuple[int, ...], set[int]] = {}
+        for row in tokens.tolist():
+            for level in range(self.num_levels):
+                table.setdefault(tuple(row[:level]), set()).add(row[level])
+        return {prefix: sorted(nxt) for prefix, nxt in table.items()}
+

@@ -44,6 +44,10 @@ class TrainConfig:
     valid_metric: str = "ndcg@10"  # early stopping watches this validation metric
     patience: int = 10  # evaluations without improvement before stopping
     eval_every: int = 1  # epochs between validations
+    valid_users: int = 0  # validate on a fixed random subset of this many users (0 = all)
+    # Wall-clock budget (training + validation, resumed runs included); 0 = none. The epoch
+    # that crosses it is validated and is the last one.
+    time_limit_minutes: float = 0.0
     progress: bool = True
     tensorboard: bool = True
 
@@ -130,10 +134,16 @@ class Trainer:
         writer = self._tensorboard()
         log_path = self.out_dir / "log.jsonl"
         stopped = self.bad_evals >= self.cfg.patience
-        while self.epoch < self.cfg.epochs and not stopped:
+        out_of_time = False
+        while self.epoch < self.cfg.epochs and not stopped and not out_of_time:
+            start = time.perf_counter()
             record = self._train_epoch()
-            if (self.epoch + 1) % self.cfg.eval_every == 0 or self.epoch + 1 == self.cfg.epochs:
-                valid = self.evaluator.evaluate(self.model, "valid", self.device, progress=self.cfg.progress)
+            elapsed = (self.history[-1]["elapsed_seconds"] if self.history else 0.0) + record["epoch_seconds"]
+            limit = self.cfg.time_limit_minutes * 60
+            out_of_time = limit > 0 and elapsed >= limit
+            if (self.epoch + 1) % self.cfg.eval_every == 0 or self.epoch + 1 == self.cfg.epochs or out_of_time:
+                valid = self.evaluator.evaluate(self.model, "valid", self.device, progress=self.cfg.progress,
+                                                max_users=self.cfg.valid_users)
                 record["valid"] = valid
                 value = valid[self.cfg.valid_metric]
                 if value > self.best_value:
@@ -144,6 +154,9 @@ class Trainer:
                 stopped = self.bad_evals >= self.cfg.patience
             self.epoch += 1
             record["epoch"] = self.epoch
+            record["elapsed_seconds"] = round(elapsed + (time.perf_counter() - start) - record["epoch_seconds"], 3)
+            if out_of_time:
+                log.info("time limit of %.1f minutes reached after epoch %d", self.cfg.time_limit_minutes, self.epoch)
             self.history.append(record)
             atomic_save(self._state(), self.out_dir / CHECKPOINT)
             # Rewritten from the checkpointed history, so a resumed run's log has no gaps or repeats.
@@ -153,7 +166,8 @@ class Trainer:
             writer.close()
         self.load_best()
         return {"best_epoch": self.best_epoch, f"best_valid_{self.cfg.valid_metric}": self.best_value,
-                "epochs_run": self.epoch, "stopped_early": stopped and self.epoch < self.cfg.epochs}
+                "epochs_run": self.epoch, "stopped_early": stopped and self.epoch < self.cfg.epochs,
+                "stopped_by_time_limit": out_of_time}
 
     def _train_epoch(self) -> dict:
         self.model.train()
@@ -172,7 +186,7 @@ class Trainer:
                 torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
             self.optimizer.step()
             self.scheduler.step()
-            size = next(iter(batch.values())).shape[0]
+            size = self.model.batch_samples(batch)
             total_loss += loss.item() * size
             samples += size
             bar.set_postfix(loss=f"{loss.item():.4f}")
