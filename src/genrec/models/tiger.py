@@ -158,6 +158,10 @@ class EncoderBlock(nn.Module):
         self.ffn = FeedForward(c)
         self.drop = Dropout(c.dropout)
 
+    def sublayers(self) -> list[tuple[str, nn.Module, nn.Module]]:
+        """(T5 name, norm, module) of each residual sublayer, in order (for `export_t5`)."""
+        return [("SelfAttention", self.attn_norm, self.attn), ("DenseReluDense", self.ffn_norm, self.ffn)]
+
     def forward(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
         h = self.attn_norm(x)
         x = x + self.drop(self.attn.attend(h, *self.attn.keys_values(h), bias))
@@ -174,6 +178,11 @@ class DecoderBlock(nn.Module):
         self.cross_attn = Attention(c.d_model, c.num_heads, c.head_dim, c.dropout)
         self.ffn = FeedForward(c)
         self.drop = Dropout(c.dropout)
+
+    def sublayers(self) -> list[tuple[str, nn.Module, nn.Module]]:
+        """(T5 name, norm, module) of each residual sublayer, in order (for `export_t5`)."""
+        return [("SelfAttention", self.self_norm, self.self_attn), ("EncDecAttention", self.cross_norm, self.cross_attn),
+                ("DenseReluDense", self.ffn_norm, self.ffn)]
 
     def forward(self, x: torch.Tensor, self_bias: torch.Tensor, memory: tuple[torch.Tensor, torch.Tensor],
                 memory_bias: torch.Tensor, cache: tuple[torch.Tensor, torch.Tensor] | None = None):
@@ -480,28 +489,13 @@ class TIGER(Recommender):
                  "encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight": self.encoder_positions.table.weight,
                  "decoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight": self.decoder_positions.table.weight}
 
-        def attention(prefix: str, attn: Attention) -> None:
-            for name in "qkvo":
-                state[f"{prefix}.{name}.weight"] = getattr(attn, name).weight
-
-        def ffn(prefix: str, module: FeedForward) -> None:
-            state[f"{prefix}.DenseReluDense.wi.weight"] = module.wi.weight
-            state[f"{prefix}.DenseReluDense.wo.weight"] = module.wo.weight
-
-        for i, block in enumerate(self.encoder):
-            p = f"encoder.block.{i}.layer"
-            attention(f"{p}.0.SelfAttention", block.attn)
-            state[f"{p}.0.layer_norm.weight"] = block.attn_norm.weight
-            ffn(f"{p}.1", block.ffn)
-            state[f"{p}.1.layer_norm.weight"] = block.ffn_norm.weight
-        for i, block in enumerate(self.decoder):
-            p = f"decoder.block.{i}.layer"
-            attention(f"{p}.0.SelfAttention", block.self_attn)
-            state[f"{p}.0.layer_norm.weight"] = block.self_norm.weight
-            attention(f"{p}.1.EncDecAttention", block.cross_attn)
-            state[f"{p}.1.layer_norm.weight"] = block.cross_norm.weight
-            ffn(f"{p}.2", block.ffn)
-            state[f"{p}.2.layer_norm.weight"] = block.ffn_norm.weight
+        for stack, blocks in (("encoder", self.encoder), ("decoder", self.decoder)):
+            for i, block in enumerate(blocks):
+                for j, (name, norm, module) in enumerate(block.sublayers()):
+                    prefix = f"{stack}.block.{i}.layer.{j}"
+                    state[f"{prefix}.layer_norm.weight"] = norm.weight
+                    for weight in ("q", "k", "v", "o") if isinstance(module, Attention) else ("wi", "wo"):
+                        state[f"{prefix}.{name}.{weight}.weight"] = getattr(module, weight).weight
         return kwargs, {k: v.detach().clone() for k, v in state.items()}
 
     # ---- cold start ---------------------------------------------------------------------
