@@ -367,6 +367,8 @@ class TIGER(Recommender):
                    "targets": torch.from_numpy(dataset.items[targets[rows]])}
 
     def _window_batches(self, dataset, starts, ends, batch_size, rng):
+        """Windows [start + i * max_history, + max_history + 1) of each user's training items, so
+        every item but the user's first is a target of exactly one window."""
         step = self.max_history
         lengths = ends - starts
         per_user = np.where(lengths > 1, np.ceil((lengths - 1) / step), 0).astype(np.int64)
