@@ -373,7 +373,7 @@ class TIGER(Recommender):
         lengths = ends - starts
         per_user = np.where(lengths > 1, np.ceil((lengths - 1) / step), 0).astype(np.int64)
         users = np.repeat(np.arange(len(starts)), per_user)
-        index = np.arange(len(users)) - np.repeat(np.cumsum(per_user) - per_user, per_user)
+        index = flatten_ranges(np.zeros_like(per_user), per_user)  # window number within its user
         win_starts = np.repeat(starts, per_user) + index * step
         win_ends = np.minimum(win_starts + step + 1, np.repeat(ends, per_user))
         for rows in length_bucketed_batches(win_ends - win_starts, batch_size, rng):

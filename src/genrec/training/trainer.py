@@ -137,10 +137,11 @@ class Trainer:
         out_of_time = False
         while self.epoch < self.cfg.epochs and not stopped and not out_of_time:
             start = time.perf_counter()
+            # Checkpoints written before elapsed_seconds existed have no such field: count from 0.
+            before = self.history[-1].get("elapsed_seconds", 0.0) if self.history else 0.0
             record = self._train_epoch()
-            elapsed = (self.history[-1]["elapsed_seconds"] if self.history else 0.0) + record["epoch_seconds"]
             limit = self.cfg.time_limit_minutes * 60
-            out_of_time = limit > 0 and elapsed >= limit
+            out_of_time = limit > 0 and before + record["epoch_seconds"] >= limit
             if (self.epoch + 1) % self.cfg.eval_every == 0 or self.epoch + 1 == self.cfg.epochs or out_of_time:
                 valid = self.evaluator.evaluate(self.model, "valid", self.device, progress=self.cfg.progress,
                                                 max_users=self.cfg.valid_users)
@@ -154,7 +155,7 @@ class Trainer:
                 stopped = self.bad_evals >= self.cfg.patience
             self.epoch += 1
             record["epoch"] = self.epoch
-            record["elapsed_seconds"] = round(elapsed + (time.perf_counter() - start) - record["epoch_seconds"], 3)
+            record["elapsed_seconds"] = round(before + time.perf_counter() - start, 3)
             if out_of_time:
                 log.info("time limit of %.1f minutes reached after epoch %d", self.cfg.time_limit_minutes, self.epoch)
             self.history.append(record)
