@@ -32,6 +32,7 @@ from genrec.data import prepare_dataset  # noqa: E402
 from genrec.data.batching import pad_left  # noqa: E402
 from genrec.models import build_model  # noqa: E402
 from genrec.pipeline import load_experiment, resolve_device  # noqa: E402
+from genrec.training.trainer import autocast  # noqa: E402
 
 
 def sync(device: torch.device) -> None:
@@ -39,7 +40,7 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_training(model, dataset, batch_size: int, steps: int, warmup: int, device) -> dict:
+def time_training(model, dataset, batch_size: int, steps: int, warmup: int, device, precision: str) -> dict:
     model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     batches = model.training_batches(dataset, batch_size, np.random.default_rng(0))
@@ -53,7 +54,9 @@ def time_training(model, dataset, batch_size: int, steps: int, warmup: int, devi
             start = time.perf_counter()
         batch = {k: v.to(device) for k, v in all_batches[index].items()}
         optimizer.zero_grad(set_to_none=True)
-        model.calculate_loss(batch).backward()
+        with autocast(device, precision):
+            loss = model.calculate_loss(batch)
+        loss.backward()
         optimizer.step()
         if i >= warmup:
             done += model.batch_samples(all_batches[index])
@@ -100,11 +103,12 @@ def main() -> int:
         dataset = prepare_dataset(cfg.data)
         torch.manual_seed(0)
         model = build_model(cfg.model.name, cfg.model.params, dataset).to(device)
-        entry = {"batch_size": cfg.train.batch_size}
-        entry.update(time_training(model, dataset, cfg.train.batch_size, args.steps, args.warmup, device))
+        entry = {"batch_size": cfg.train.batch_size, "precision": cfg.train.precision}
+        entry.update(time_training(model, dataset, cfg.train.batch_size, args.steps, args.warmup, device,
+                                   cfg.train.precision))
         entry["decode"] = time_decoding(model, dataset, args.decode_users, cfg.eval.batch_size, device)
         result[name] = entry
-        print(f"{name:11s} batch {entry['batch_size']:4d}  {entry['targets_per_s']:9.1f} targets/s  "
+        print(f"{name:11s} batch {entry['batch_size']:4d} {entry['precision']}  {entry['targets_per_s']:9.1f} targets/s  "
               f"epoch ~{entry['epoch_seconds_estimate']:8.1f} s  decode {entry['decode']['users_per_s']:8.1f} users/s",
               flush=True)
     result["fast_speedup"] = round(result["tiger-fast"]["targets_per_s"] / result["tiger"]["targets_per_s"], 2)

@@ -87,3 +87,34 @@ def test_time_limit_stops_after_a_validated_epoch(tmp_path):
     assert summary["stopped_by_time_limit"] and summary["epochs_run"] == 1
     assert len(log) == 1 and "valid" in log[0] and log[0]["elapsed_seconds"] > 0
     assert (tmp_path / "run" / "best.pt").is_file()
+    # resuming a run whose budget is spent trains no further epoch
+    resumed = train(setup(tiny_config(epochs=5, eval_every=3, time_limit_minutes=1e-6), tmp_path / "run"),
+                    resume=True)
+    assert resumed["epochs_run"] == 1 and resumed["stopped_by_time_limit"]
+
+
+def test_bf16_precision_trains_under_autocast_with_fp32_weights(tmp_path, monkeypatch):
+    from genrec.models.sasrec import SASRec
+    seen = []
+    original = SASRec.calculate_loss
+
+    def recording(self, batch):
+        seen.append(torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16)
+        return original(self, batch)
+
+    monkeypatch.setattr(SASRec, "calculate_loss", recording)
+    fp32 = setup(tiny_config(epochs=1), tmp_path / "fp32")
+    train(fp32)
+    assert seen and not any(seen)
+    seen.clear()
+    bf16 = setup(tiny_config(epochs=1, precision="bf16"), tmp_path / "bf16")
+    train(bf16)
+    assert seen and all(seen)
+    assert all(p.dtype == torch.float32 for p in bf16.model.parameters())
+    losses = [json.loads((tmp_path / name / "log.jsonl").read_text())["train_loss"] for name in ("fp32", "bf16")]
+    assert math.isclose(losses[0], losses[1], rel_tol=0.02)
+
+
+def test_unknown_precision_is_a_clear_error(tmp_path):
+    with pytest.raises(ValueError, match="train.precision 'fp8'"):
+        tiny_config(precision="fp8")

@@ -30,6 +30,9 @@ CHECKPOINT = "checkpoint.pt"  # latest epoch: everything needed to resume
 BEST = "best.pt"  # weights of the best validation epoch
 
 
+PRECISIONS = ("fp32", "bf16")
+
+
 @dataclass
 class TrainConfig:
     epochs: int = 200
@@ -41,6 +44,9 @@ class TrainConfig:
     schedule: str = "cosine"  # cosine | linear | constant (after warm-up), over all epochs
     min_lr_ratio: float = 0.1
     grad_clip: float = 1.0
+    # fp32, or bf16 autocast for the training forward pass (weights, optimizer and evaluation stay
+    # fp32). bf16 is ~1.7x faster on CPUs with AVX512-BF16/AMX and on recent GPUs.
+    precision: str = "fp32"
     valid_metric: str = "ndcg@10"  # early stopping watches this validation metric
     patience: int = 10  # evaluations without improvement before stopping
     eval_every: int = 1  # epochs between validations
@@ -50,6 +56,15 @@ class TrainConfig:
     time_limit_minutes: float = 0.0
     progress: bool = True
     tensorboard: bool = True
+
+    def __post_init__(self):
+        if self.precision not in PRECISIONS:  # fail when the config is read, not after data preparation
+            raise ValueError(f"unknown train.precision {self.precision!r} ({', '.join(PRECISIONS)})")
+
+
+def autocast(device: torch.device, precision: str):
+    """The context the training forward pass runs in for `train.precision`."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
 def lr_factor(step: int, total: int, cfg: TrainConfig) -> float:
@@ -134,13 +149,13 @@ class Trainer:
         writer = self._tensorboard()
         log_path = self.out_dir / "log.jsonl"
         stopped = self.bad_evals >= self.cfg.patience
-        out_of_time = False
+        limit = self.cfg.time_limit_minutes * 60
+        # A run resumed after its budget was spent trains no further.
+        out_of_time = limit > 0 and self._elapsed_seconds() >= limit
         while self.epoch < self.cfg.epochs and not stopped and not out_of_time:
             start = time.perf_counter()
-            # Checkpoints written before elapsed_seconds existed have no such field: count from 0.
-            before = self.history[-1].get("elapsed_seconds", 0.0) if self.history else 0.0
+            before = self._elapsed_seconds()
             record = self._train_epoch()
-            limit = self.cfg.time_limit_minutes * 60
             out_of_time = limit > 0 and before + record["epoch_seconds"] >= limit
             if (self.epoch + 1) % self.cfg.eval_every == 0 or self.epoch + 1 == self.cfg.epochs or out_of_time:
                 valid = self.evaluator.evaluate(self.model, "valid", self.device, progress=self.cfg.progress,
@@ -170,6 +185,10 @@ class Trainer:
                 "epochs_run": self.epoch, "stopped_early": stopped and self.epoch < self.cfg.epochs,
                 "stopped_by_time_limit": out_of_time}
 
+    def _elapsed_seconds(self) -> float:
+        # Checkpoints written before elapsed_seconds existed have no such field: count from 0.
+        return self.history[-1].get("elapsed_seconds", 0.0) if self.history else 0.0
+
     def _train_epoch(self) -> dict:
         self.model.train()
         start = time.perf_counter()
@@ -178,7 +197,8 @@ class Trainer:
         bar = tqdm(batches, desc=f"epoch {self.epoch + 1}", leave=False, disable=None if self.cfg.progress else True)
         for batch in bar:
             batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
-            loss = self.model.calculate_loss(batch)
+            with autocast(self.device, self.cfg.precision):
+                loss = self.model.calculate_loss(batch)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"loss became {loss.item()} at epoch {self.epoch + 1}; lower train.lr")
             self.optimizer.zero_grad(set_to_none=True)
