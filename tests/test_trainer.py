@@ -115,6 +115,6 @@ def test_bf16_precision_trains_under_autocast_with_fp32_weights(tmp_path, monkey
     assert math.isclose(losses[0], losses[1], rel_tol=0.02)
 
 
-def test_unknown_precision_is_a_clear_error(tmp_path):
+def test_unknown_precision_is_a_clear_error():
     with pytest.raises(ValueError, match="train.precision 'fp8'"):
         tiny_config(precision="fp8")
