@@ -45,7 +45,7 @@ class TrainConfig:
     min_lr_ratio: float = 0.1
     grad_clip: float = 1.0
     # fp32, or bf16 autocast for the training forward pass (weights, optimizer and evaluation stay
-    # fp32). bf16 is ~1.7x faster on CPUs with AVX512-BF16/AMX and on recent GPUs.
+    # fp32). bf16 is 1.4-1.7x faster on a CPU with AVX512-BF16 (docs/results.md).
     precision: str = "fp32"
     valid_metric: str = "ndcg@10"  # early stopping watches this validation metric
     patience: int = 10  # evaluations without improvement before stopping
