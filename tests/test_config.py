@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 
 from genrec.config import ConfigError, load_yaml_layers, parse_overrides
@@ -40,3 +42,13 @@ def test_override_syntax_error():
 def test_missing_file(tmp_path):
     with pytest.raises(ConfigError, match="not found"):
         load_yaml_layers(tmp_path / "none.yaml")
+
+
+SHIPPED = sorted(p for p in (Path(__file__).parents[1] / "configs").glob("*/*.yaml") if p.parent.name != "base")
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_every_shipped_experiment_config_loads(path):
+    """A typo in a shipped YAML (unknown key, bad value, broken inherit) fails here, not in a user's run."""
+    cfg = load_experiment(path)
+    assert cfg.model.name

@@ -252,3 +252,13 @@ def test_recommend_shows_semantic_ids(small, tokenizer, tmp_path):
     index = small.item_index()
     for rec in recs:
         assert rec["semantic_id"] == tokenizer.codes[index[rec["item_id"]] - 1].tolist()
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"tokenizer": "rqkmeanz"}, "model.tokenizer: 'rqkmeanz'"),
+    ({"tokenizer": "rqkmeans", "tokenizer_params": {"steps": 10}}, "model.tokenizer_params.steps"),
+    ({"activation": "swish"}, "model.activation: 'swish'"),
+])
+def test_bad_tokenizer_or_activation_is_named_when_the_config_is_read(changes, message):
+    with pytest.raises(ValueError, match=message):
+        TIGERConfig(**changes)

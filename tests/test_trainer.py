@@ -115,6 +115,7 @@ def test_bf16_precision_trains_under_autocast_with_fp32_weights(tmp_path, monkey
     assert math.isclose(losses[0], losses[1], rel_tol=0.02)
 
 
-def test_unknown_precision_is_a_clear_error():
-    with pytest.raises(ValueError, match="train.precision 'fp8'"):
-        tiny_config(precision="fp8")
+@pytest.mark.parametrize("field, value", [("precision", "fp8"), ("schedule", "cosinus")])
+def test_unknown_precision_or_schedule_is_a_clear_error_when_the_config_is_read(field, value):
+    with pytest.raises(ValueError, match=f"train.{field} '{value}'"):
+        tiny_config(**{field: value})

@@ -34,8 +34,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config import merge_into
 from ..data.batching import flatten_ranges, length_bucketed_batches, pad_left
 from ..data.dataset import SequenceDataset
+from ..tokenizers import TOKENIZERS
 from .base import MODELS, Recommender
 from .layers import Dropout
 from .trie import CodeTrie
@@ -68,6 +70,10 @@ class TIGERConfig:
     def __post_init__(self):
         if self.activation not in _ACTIVATIONS:
             raise ValueError(f"model.activation: '{self.activation}' is not one of {sorted(_ACTIVATIONS)}")
+        # Checked here so a typo fails when the config is read, not after the text embeddings.
+        if self.tokenizer not in TOKENIZERS:
+            raise ValueError(f"model.tokenizer: '{self.tokenizer}' is not one of {TOKENIZERS.names()}")
+        merge_into(TOKENIZERS.get(self.tokenizer).Config(), self.tokenizer_params, "model.tokenizer_params")
 
 
 def _bucket(relative: torch.Tensor, bidirectional: bool, buckets: int, max_distance: int) -> torch.Tensor:

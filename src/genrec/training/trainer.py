@@ -31,6 +31,7 @@ BEST = "best.pt"  # weights of the best validation epoch
 
 
 PRECISIONS = ("fp32", "bf16")
+SCHEDULES = ("cosine", "linear", "constant")
 
 
 @dataclass
@@ -57,9 +58,11 @@ class TrainConfig:
     progress: bool = True
     tensorboard: bool = True
 
-    def __post_init__(self):
-        if self.precision not in PRECISIONS:  # fail when the config is read, not after data preparation
+    def __post_init__(self):  # fail when the config is read, not after data preparation
+        if self.precision not in PRECISIONS:
             raise ValueError(f"unknown train.precision {self.precision!r} ({', '.join(PRECISIONS)})")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"unknown train.schedule {self.schedule!r} ({', '.join(SCHEDULES)})")
 
 
 def autocast(device: torch.device, precision: str):
@@ -75,10 +78,8 @@ def lr_factor(step: int, total: int, cfg: TrainConfig) -> float:
     progress = min(1.0, (step - cfg.warmup_steps) / max(1, total - cfg.warmup_steps))
     if cfg.schedule == "linear":
         decay = 1.0 - progress
-    elif cfg.schedule == "cosine":
+    else:  # cosine (TrainConfig checks the name)
         decay = 0.5 * (1.0 + math.cos(math.pi * progress))
-    else:
-        raise ValueError(f"unknown train.schedule {cfg.schedule!r} (cosine, linear, constant)")
     return cfg.min_lr_ratio + (1.0 - cfg.min_lr_ratio) * decay
 
 
