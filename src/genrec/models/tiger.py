@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import merge_into
+from ..config import from_dict
 from ..data.batching import flatten_ranges, length_bucketed_batches, pad_left
 from ..data.dataset import SequenceDataset
 from ..tokenizers import TOKENIZERS
@@ -73,7 +73,8 @@ class TIGERConfig:
         # Checked here so a typo fails when the config is read, not after the text embeddings.
         if self.tokenizer not in TOKENIZERS:
             raise ValueError(f"model.tokenizer: '{self.tokenizer}' is not one of {TOKENIZERS.names()}")
-        merge_into(TOKENIZERS.get(self.tokenizer).Config(), self.tokenizer_params, "model.tokenizer_params")
+        tokenizer_class = TOKENIZERS.get(self.tokenizer)  # built as the run builds it, so its own checks run too
+        tokenizer_class(from_dict(tokenizer_class.Config, self.tokenizer_params, "model.tokenizer_params"))
 
 
 def _bucket(relative: torch.Tensor, bidirectional: bool, buckets: int, max_distance: int) -> torch.Tensor:
