@@ -34,8 +34,10 @@ class FixedLists(Recommender):
     """A 'generative' model returning the same list for everyone, with one invalid ID."""
 
     output = "ranked"
+    asked: list[int] = []  # the k of each recommend call
 
     def recommend(self, batch, k):
+        self.asked.append(k)
         row = torch.tensor([-1] + list(range(1, k)))
         return row.expand(batch["history"].shape[0], -1)
 
@@ -83,3 +85,12 @@ def test_max_users_evaluates_a_fixed_subset(small):
     targets = small.eval_split("valid").targets[chosen]
     assert first["recall@5"] == pytest.approx(np.isin(targets, range(1, 5)).mean())
     assert evaluator.evaluate(model, "valid", progress=False, max_users=10_000)["users"] == small.num_users
+
+
+def test_ks_override_decodes_only_as_deep_as_its_largest_cut_off(small):
+    """`ks` replaces the config's cut-offs: a ranked model is asked for max(ks) items only."""
+    model = FixedLists(None, small)
+    model.asked = []
+    result = Evaluator(EvalConfig(ks=[5, 10, 50]), small).evaluate(model, "valid", progress=False, ks=(10,))
+    assert set(model.asked) == {10}
+    assert {k for k in result if "@" in k} == {"recall@10", "ndcg@10"}

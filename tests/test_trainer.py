@@ -119,3 +119,26 @@ def test_bf16_precision_trains_under_autocast_with_fp32_weights(tmp_path, monkey
 def test_unknown_precision_or_schedule_is_a_clear_error_when_the_config_is_read(field, value):
     with pytest.raises(ValueError, match=f"train.{field} '{value}'"):
         tiny_config(**{field: value})
+
+
+def test_valid_ks_limits_the_cut_offs_computed_at_each_validation(tmp_path):
+    run = setup(tiny_config(epochs=1, valid_metric="ndcg@5", valid_ks=[5]), tmp_path / "run")
+    train(run)
+    valid = json.loads((tmp_path / "run" / "log.jsonl").read_text())["valid"]
+    assert {k for k in valid if "@" in k} == {"recall@5", "ndcg@5"}
+
+
+@pytest.mark.parametrize("train_fields, message", [
+    ({"valid_metric": "auc"}, "train.valid_metric 'auc' is not recall@K or ndcg@K"),
+    ({"valid_metric": "ndcg@20", "valid_ks": [10]}, r"needs 20 in train.valid_ks \[10\]"),
+])
+def test_bad_valid_metric_is_a_clear_error_when_the_config_is_read(train_fields, message):
+    with pytest.raises(ValueError, match=message):
+        tiny_config(**train_fields)
+
+
+def test_valid_metric_outside_eval_ks_fails_before_training(tmp_path):
+    run = setup(tiny_config(valid_metric="ndcg@20"), tmp_path / "run")
+    with pytest.raises(ValueError, match=r"needs 20 in eval.ks \[5, 10\]"):
+        train(run)
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()

@@ -31,13 +31,15 @@ class Evaluator:
         self.dataset = dataset
 
     def evaluate(self, model: Recommender, split: str, device: torch.device | str = "cpu",
-                 progress: bool = True, max_users: int = 0) -> dict[str, float]:
+                 progress: bool = True, max_users: int = 0, ks: tuple[int, ...] | None = None) -> dict[str, float]:
         """Metrics for `split` ('valid' or 'test'): recall@K, ndcg@K, plus invalid_rate for ranked models.
 
         `max_users` > 0 evaluates a fixed random subset of that many users (the same subset
-        on every call): a cheaper estimate for early stopping of slow-to-decode models."""
+        on every call): a cheaper estimate for early stopping of slow-to-decode models.
+        `ks` overrides the config's cut-offs; a ranked model decodes max(ks) items, so fewer
+        cut-offs can mean a narrower, cheaper beam."""
         data = self.dataset.eval_split(split)
-        ks = tuple(sorted(self.config.ks))
+        ks = tuple(sorted(ks or self.config.ks))
         rows = np.arange(len(data.users))
         if 0 < max_users < len(rows):
             rows = np.sort(np.random.default_rng(0).choice(len(rows), max_users, replace=False))
