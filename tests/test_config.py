@@ -52,3 +52,14 @@ def test_every_shipped_experiment_config_loads(path):
     """A typo in a shipped YAML (unknown key, bad value, broken inherit) fails here, not in a user's run."""
     cfg = load_experiment(path)
     assert cfg.model.name
+
+
+def test_default_run_folder_is_named_after_the_config_file():
+    """Two configs of one model get separate default run folders, so neither overwrites the other."""
+    from genrec.pipeline import default_run_dir
+    root = Path(__file__).resolve().parents[1] / "configs" / "beauty"
+    paper, tuned = (load_experiment(root / f"{name}.yaml") for name in ("tiger", "tiger-fast-tuned"))
+    assert default_run_dir(paper) == Path("runs/beauty/tiger")
+    assert default_run_dir(tuned) == Path("runs/beauty/tiger-fast-tuned")
+    assert default_run_dir(load_experiment(root / "tiger.yaml", ["name=mine"])) == Path("runs/beauty/mine")
+    assert default_run_dir(experiment_from_dict({"data": {"preset": "beauty"}})) == Path("runs/beauty/sasrec")

@@ -43,6 +43,9 @@ class ExperimentConfig:
     seed: int = 42
     device: str = "auto"  # auto (cuda when available) | cpu | cuda | cuda:N
     threads: int | None = None  # torch CPU threads; None = torch's default
+    # Names the default run folder, runs/<dataset>/<name>, so two configs of one model do not
+    # overwrite each other's runs; load_experiment sets it to the YAML file's name. "" = model name.
+    name: str = ""
 
     def to_yaml(self) -> str:
         raw = dataclasses.asdict(self)
@@ -72,7 +75,8 @@ def experiment_from_dict(raw: dict) -> ExperimentConfig:
 
 
 def load_experiment(path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
-    return experiment_from_dict(deep_merge(load_yaml_layers(path), parse_overrides(overrides)))
+    raw = deep_merge({"name": Path(path).stem}, load_yaml_layers(path))
+    return experiment_from_dict(deep_merge(raw, parse_overrides(overrides)))
 
 
 def resolve_device(name: str) -> torch.device:
@@ -85,7 +89,7 @@ def resolve_device(name: str) -> torch.device:
 
 
 def default_run_dir(cfg: ExperimentConfig) -> Path:
-    return Path("runs") / cfg.data.name / cfg.model.name
+    return Path("runs") / cfg.data.name / (cfg.name or cfg.model.name)
 
 
 @dataclass

@@ -12,7 +12,7 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_run_folder_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", help="run folder (default runs/<dataset>/<model>)")
+    parser.add_argument("--out", help="run folder (default runs/<dataset>/<config file name>)")
     parser.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
 
 
