@@ -25,17 +25,8 @@ try:
 except ImportError:  # running from a checkout without `pip install -e .`
     sys.path.insert(0, str(ROOT / "src"))
 
-from genrec.data.batching import pad_left  # noqa: E402
+from genrec.evaluation.metrics import metrics_from_ranks  # noqa: E402
 from genrec.pipeline import load_run  # noqa: E402
-
-
-def top_k(model, history: torch.Tensor, k: int) -> np.ndarray:
-    batch = {"history": history}
-    if model.output == "ranked":
-        return model.recommend(batch, k).numpy()
-    scores = model.full_sort_predict(batch).float()
-    scores[:, 0] = -torch.inf
-    return scores.topk(k, dim=1).indices.numpy()
 
 
 def main() -> None:
@@ -45,37 +36,29 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--bands", type=int, nargs="+", default=[5, 20, 100], help="band edges (counts)")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--batch-size", type=int, default=512)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     run = load_run(args.run_dir, device="cpu")
-    dataset, model = run.dataset, run.model
+    dataset = run.dataset
     starts, ends = dataset.train_ranges()
     counts = np.bincount(np.concatenate([dataset.items[s:e] for s, e in zip(starts, ends)]),
                          minlength=dataset.num_items + 1)
     edges = [0, *args.bands, np.iinfo(np.int64).max]
+    metric = f"ndcg@{args.k}"
     result = {"run_dir": args.run_dir, "k": args.k, "machine": platform.platform(), "splits": {}}
-    with torch.no_grad():
-        for split in ("valid", "test"):
-            data = dataset.eval_split(split)
-            gains = []
-            for begin in range(0, len(data.users), args.batch_size):
-                rows = np.arange(begin, min(begin + args.batch_size, len(data.users)))
-                history = torch.from_numpy(pad_left(dataset.items, data.starts[rows], data.ends[rows],
-                                                    model.max_history))
-                hit = top_k(model, history, args.k) == data.targets[rows][:, None]
-                rank = np.where(hit.any(axis=1), hit.argmax(axis=1), args.k)  # k = missed
-                gains.append(np.where(rank < args.k, 1.0 / np.log2(rank + 2), 0.0))
-            gain, target_counts = np.concatenate(gains), counts[data.targets]
-            bands = {}
-            for low, high in zip(edges[:-1], edges[1:]):
-                inside = (target_counts >= low) & (target_counts < high)
-                name = f"{low}-{high - 1}" if high != edges[-1] else f">={low}"
-                bands[name] = {f"ndcg@{args.k}": round(float(gain[inside].mean()), 4) if inside.any() else None,
-                               "share_of_users": round(float(inside.mean()), 4)}
-            result["splits"][split] = {f"ndcg@{args.k}": round(float(gain.mean()), 4),
-                                       "median_target_count": float(np.median(target_counts)), "bands": bands}
-            print(split, json.dumps(result["splits"][split]), flush=True)
+    for split in ("valid", "test"):
+        rows, ranks, _ = run.evaluator.user_ranks(run.model, split, args.k, run.device, progress=False)
+        target_counts = torch.from_numpy(counts[dataset.eval_split(split).targets[rows]])
+        bands = {}
+        for low, high in zip(edges[:-1], edges[1:]):
+            inside = (target_counts >= low) & (target_counts < high)
+            name = f"{low}-{high - 1}" if high != edges[-1] else f">={low}"
+            score = metrics_from_ranks(ranks[inside], (args.k,))[metric] if inside.any() else None
+            bands[name] = {metric: None if score is None else round(score, 4),
+                           "share_of_users": round(float(inside.double().mean()), 4)}
+        result["splits"][split] = {metric: round(metrics_from_ranks(ranks, (args.k,))[metric], 4),
+                                   "median_target_count": float(target_counts.double().median()), "bands": bands}
+        print(split, json.dumps(result["splits"][split]), flush=True)
     Path(args.out).write_text(json.dumps(result, indent=1))
 
 

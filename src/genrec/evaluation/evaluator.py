@@ -38,8 +38,20 @@ class Evaluator:
         on every call): a cheaper estimate for early stopping of slow-to-decode models.
         `ks` overrides the config's cut-offs; a ranked model decodes max(ks) items, so fewer
         cut-offs can mean a narrower, cheaper beam."""
-        data = self.dataset.eval_split(split)
         ks = tuple(sorted(ks or self.config.ks))
+        rows, ranks, invalid_rate = self.user_ranks(model, split, max(ks), device, progress, max_users)
+        result = metrics_from_ranks(ranks, ks)
+        result["users"] = int(len(rows))
+        if invalid_rate is not None:
+            result["invalid_rate"] = invalid_rate
+        return result
+
+    def user_ranks(self, model: Recommender, split: str, depth: int, device: torch.device | str = "cpu",
+                   progress: bool = True, max_users: int = 0) -> tuple[np.ndarray, torch.Tensor, float | None]:
+        """(rows of `split` evaluated, each one's 0-based target rank (+inf when a ranked model's
+        top `depth` misses it), invalid-ID rate of a ranked model or None): the per-user
+        results behind `evaluate`, for breakdowns such as benchmarks/by_target_popularity.py."""
+        data = self.dataset.eval_split(split)
         rows = np.arange(len(data.users))
         if 0 < max_users < len(rows):
             rows = np.sort(np.random.default_rng(0).choice(len(rows), max_users, replace=False))
@@ -65,12 +77,9 @@ class Evaluator:
                         scores[:, 0] = -torch.inf
                     ranks.append(ranks_from_scores(scores, targets).cpu())
                 else:
-                    ranked = model.recommend(batch, max(ks))
+                    ranked = model.recommend(batch, depth)
                     invalid += int((ranked < 0).sum())
                     returned += int((ranked != 0).sum())
                     ranks.append(ranks_from_lists(ranked, targets).cpu())
-        result = metrics_from_ranks(torch.cat(ranks), ks)
-        result["users"] = int(len(order))
-        if model.output == "ranked":
-            result["invalid_rate"] = invalid / max(1, returned)
-        return result
+        invalid_rate = invalid / max(1, returned) if model.output == "ranked" else None
+        return order, torch.cat(ranks), invalid_rate

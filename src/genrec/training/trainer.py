@@ -69,8 +69,13 @@ class TrainConfig:
         name, _, k = self.valid_metric.partition("@")
         if name not in ("recall", "ndcg") or not k.isdigit():
             raise ValueError(f"train.valid_metric {self.valid_metric!r} is not recall@K or ndcg@K")
-        if self.valid_ks is not None and int(k) not in self.valid_ks:
+        if self.valid_ks is not None and self.valid_k not in self.valid_ks:
             raise ValueError(f"train.valid_metric {self.valid_metric!r} needs {k} in train.valid_ks {self.valid_ks}")
+
+    @property
+    def valid_k(self) -> int:
+        """The cut-off K of `valid_metric`."""
+        return int(self.valid_metric.partition("@")[2])
 
 
 def autocast(device: torch.device, precision: str):
@@ -105,9 +110,10 @@ class Trainer:
         self.dataset = dataset
         self.evaluator = evaluator
         self.cfg = cfg
-        watched = int(cfg.valid_metric.partition("@")[2])
-        if watched not in (cfg.valid_ks or evaluator.config.ks):
-            raise ValueError(f"train.valid_metric {cfg.valid_metric!r} needs {watched} in eval.ks {evaluator.config.ks}")
+        # Cut-offs of each validation; TrainConfig checked valid_metric against valid_ks.
+        self.valid_ks = tuple(cfg.valid_ks or evaluator.config.ks)
+        if cfg.valid_k not in self.valid_ks:
+            raise ValueError(f"train.valid_metric {cfg.valid_metric!r} needs {cfg.valid_k} in eval.ks {evaluator.config.ks}")
         self.out_dir = Path(out_dir)
         self.device = device
         self.seed = seed
@@ -171,8 +177,7 @@ class Trainer:
             out_of_time = limit > 0 and before + record["epoch_seconds"] >= limit
             if (self.epoch + 1) % self.cfg.eval_every == 0 or self.epoch + 1 == self.cfg.epochs or out_of_time:
                 valid = self.evaluator.evaluate(self.model, "valid", self.device, progress=self.cfg.progress,
-                                                max_users=self.cfg.valid_users,
-                                                ks=tuple(self.cfg.valid_ks) if self.cfg.valid_ks else None)
+                                                max_users=self.cfg.valid_users, ks=self.valid_ks)
                 record["valid"] = valid
                 value = valid[self.cfg.valid_metric]
                 if value > self.best_value:
