@@ -40,9 +40,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     run = load_run(args.run_dir, device="cpu")
     dataset = run.dataset
-    starts, ends = dataset.train_ranges()
-    counts = np.bincount(np.concatenate([dataset.items[s:e] for s, e in zip(starts, ends)]),
-                         minlength=dataset.num_items + 1)
+    counts = dataset.train_item_counts()
     edges = [0, *args.bands, np.iinfo(np.int64).max]
     metric = f"ndcg@{args.k}"
     result = {"run_dir": args.run_dir, "k": args.k, "machine": platform.platform(), "splits": {}}

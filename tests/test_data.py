@@ -30,6 +30,8 @@ def test_generic_csv_order_ties_and_split(tmp_path):
     assert [ds.item_ids[i] for i in ds.items[test.starts[0]:test.ends[0]]] == ["i1", "i2", "i3"]
     starts, ends = ds.train_ranges()
     assert [ds.item_ids[i] for i in ds.items[starts[1]:ends[1]]] == ["i5"]
+    counts = ds.train_item_counts()  # training parts: u1 = i1 i2, u2 = i5
+    assert {ds.item_ids[i]: int(c) for i, c in enumerate(counts) if c} == {"i1": 1, "i2": 1, "i5": 1}
     assert ds.item_text[ds.item_index()["i1"]] == "Item 1. Cat > Sub1"
 
 

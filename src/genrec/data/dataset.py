@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .batching import flatten_ranges
+
 SPLITS = ("train", "valid", "test")
 
 
@@ -60,6 +62,10 @@ class SequenceDataset:
     def train_ranges(self) -> tuple[np.ndarray, np.ndarray]:
         """(starts, ends) of each user's training part: all but the last two items."""
         return self.offsets[:-1].copy(), self.offsets[1:] - 2
+
+    def train_item_counts(self) -> np.ndarray:
+        """Occurrences of each item (index 0 = padding) in the training part of all sequences."""
+        return np.bincount(self.items[flatten_ranges(*self.train_ranges())], minlength=self.num_items + 1)
 
     def eval_split(self, split: str) -> EvalSplit:
         """Histories and targets for 'valid' (predict the second-to-last) or 'test' (the last)."""

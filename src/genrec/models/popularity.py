@@ -7,7 +7,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..data.batching import flatten_ranges
 from ..data.dataset import SequenceDataset
 from .base import MODELS, Recommender
 
@@ -28,9 +27,7 @@ class Popularity(Recommender):
 
     def fit_counts(self, dataset: SequenceDataset) -> None:
         """Counts over the training part only: all but each user's last two items."""
-        index = flatten_ranges(*dataset.train_ranges())
-        counts = np.bincount(dataset.items[index], minlength=dataset.num_items + 1).astype(np.float32)
-        self.counts.copy_(torch.from_numpy(counts))
+        self.counts.copy_(torch.from_numpy(dataset.train_item_counts().astype(np.float32)))
 
     def full_sort_predict(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.counts[None].expand(batch["history"].shape[0], -1).clone()
