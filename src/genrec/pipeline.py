@@ -13,16 +13,19 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 import yaml
 
-from .config import ConfigError, deep_merge, from_dict, load_yaml_layers, parse_overrides
+from .config import ConfigError, config_hash, deep_merge, from_dict, load_yaml_layers, parse_overrides
 from .data import DataConfig, SequenceDataset, prepare_dataset
+from .data.config import cache_root
 from .data.presets import preset_fields
 from .evaluation import EvalConfig, Evaluator
 from .models import MODELS, Recommender, build_model
 from .training import TrainConfig, Trainer
-from .training.checkpoint import atomic_write_text, seed_everything
+from .tokenizers.workflow import cached_tokenizer
+from .training.checkpoint import atomic_save, atomic_write_text, seed_everything
 from .training.trainer import BEST, peak_memory_mb
 
 log = logging.getLogger(__name__)
@@ -35,11 +38,27 @@ class ModelSpec:
 
 
 @dataclass
+class BehaviourConfig:
+    """Behaviour-aware semantic IDs (not in the TIGER or CoST papers; EAGER codes behaviour on
+    its own): an ID model (`model`, trained by `train` on the training part, early-stopped on
+    validation) runs first, and its item embeddings join the text embeddings the tokenizer
+    clusters (`join_embeddings`), so codes group items bought by the same users as well as items
+    described alike. `weight` = the behaviour part's norm beside the unit-norm text part; 0 =
+    text only, as the papers. The ID model is cached by config hash and resumes if cut off."""
+
+    weight: float = 0.0
+    model: dict = field(default_factory=lambda: {"name": "sasrec"})  # name + parameters, as `model:`
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)  # its validation (early stopping) settings
+
+
+@dataclass
 class ExperimentConfig:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelSpec = field(default_factory=ModelSpec)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    behaviour: BehaviourConfig = field(default_factory=BehaviourConfig)
     seed: int = 42
     device: str = "auto"  # auto (cuda when available) | cpu | cuda | cuda:N
     threads: int | None = None  # torch CPU threads; None = torch's default
@@ -50,7 +69,19 @@ class ExperimentConfig:
     def to_yaml(self) -> str:
         raw = dataclasses.asdict(self)
         raw["model"] = {"name": self.model.name, **self.model.params}
+        if not self.behaviour.weight:  # text-only runs: the section would only list unused defaults
+            del raw["behaviour"]
         return yaml.safe_dump(raw, sort_keys=False)
+
+
+def _model_spec(raw: dict, where: str) -> ModelSpec:
+    """`{name: ..., **parameters}` -> ModelSpec with every parameter typed and defaulted."""
+    model = dict(raw or {})
+    name = model.pop("name", "sasrec")
+    if name not in MODELS:
+        raise ConfigError(f"unknown {where}.name '{name}'; known: {', '.join(MODELS.names())}")
+    model_config = from_dict(MODELS.get(name).config_class, model, where)  # validate keys early
+    return ModelSpec(name, dataclasses.asdict(model_config))
 
 
 def experiment_from_dict(raw: dict) -> ExperimentConfig:
@@ -64,14 +95,20 @@ def experiment_from_dict(raw: dict) -> ExperimentConfig:
             data = deep_merge(preset_fields(name), data)
         except KeyError as exc:
             raise ConfigError(f"data.preset: {exc.args[0]}") from None
-    model = dict(raw.pop("model", {}) or {})
-    name = model.pop("name", "sasrec")
-    if name not in MODELS:
-        raise ConfigError(f"unknown model.name '{name}'; known: {', '.join(MODELS.names())}")
-    model_config = from_dict(MODELS.get(name).config_class, model, "model")  # validate keys early
+    model = _model_spec(raw.pop("model", {}), "model")
     raw["data"] = data
-    raw["model"] = {"name": name, "params": dataclasses.asdict(model_config)}
-    return from_dict(ExperimentConfig, raw)
+    raw["model"] = {"name": model.name, "params": model.params}
+    behaviour = dict(raw.get("behaviour") or {})
+    if "model" in behaviour:
+        spec = _model_spec(behaviour["model"], "behaviour.model")
+        behaviour["model"] = {"name": spec.name, **spec.params}
+    raw["behaviour"] = behaviour
+    cfg = from_dict(ExperimentConfig, raw)
+    if cfg.behaviour.weight < 0:
+        raise ConfigError(f"behaviour.weight: must be >= 0, got {cfg.behaviour.weight}")
+    if cfg.behaviour.weight > 0 and "tokenizer" not in cfg.model.params:
+        raise ConfigError(f"behaviour.weight: model '{cfg.model.name}' has no tokenizer for behaviour vectors to feed")
+    return cfg
 
 
 def load_experiment(path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
@@ -101,6 +138,7 @@ class Run:
     model: Recommender
     out_dir: Path
     device: torch.device
+    stages: dict = field(default_factory=dict)  # what building the model took (behaviour stage)
 
     @property
     def evaluator(self) -> Evaluator:
@@ -115,11 +153,49 @@ def setup(cfg: ExperimentConfig, out_dir: str | Path | None) -> Run:
     if device.type == "cuda":  # TF32 tensor cores for fp32 matrix products (Ampere and newer)
         torch.set_float32_matmul_precision("high")
     dataset = prepare_dataset(cfg.data)
-    model = build_model(cfg.model.name, cfg.model.params, dataset)
+    model, stages = _build_model(cfg, dataset)
     out = Path(out_dir) if out_dir else default_run_dir(cfg)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(cfg.to_yaml(), out / "config.yaml")
-    return Run(cfg, dataset, model, out, device)
+    return Run(cfg, dataset, model, out, device, stages)
+
+
+def _build_model(cfg: ExperimentConfig, dataset: SequenceDataset) -> tuple[Recommender, dict]:
+    """The experiment's model; with behaviour.weight > 0 its tokenizer is fitted on text +
+    behaviour vectors first (then the seed is set again, so the model starts as without them)."""
+    if not cfg.behaviour.weight:
+        return build_model(cfg.model.name, cfg.model.params, dataset), {}
+    start = time.perf_counter()
+    vectors, stage = behaviour_vectors(cfg, dataset)
+    params = cfg.model.params
+    tokenizer = cached_tokenizer(dataset, params["tokenizer"], params["tokenizer_params"], extra=vectors,
+                                 extra_key=stage["key"], extra_weight=cfg.behaviour.weight)
+    stage["seconds"] = round(time.perf_counter() - start, 3)
+    seed_everything(cfg.seed)
+    return build_model(cfg.model.name, params, dataset, tokenizer=tokenizer), {"behaviour": stage}
+
+
+def behaviour_vectors(cfg: ExperimentConfig, dataset: SequenceDataset) -> tuple[np.ndarray, dict]:
+    """(num_items x d) item embeddings of the behaviour ID model (row r = item r + 1), trained on
+    the first call and cached under cache_root()/behaviour/ by dataset and config hash."""
+    b = cfg.behaviour
+    sub = ExperimentConfig(data=cfg.data, model=_model_spec(b.model, "behaviour.model"), train=b.train,
+                           eval=b.eval, seed=cfg.seed, device=cfg.device, threads=cfg.threads, name="behaviour")
+    key = config_hash({"dataset": dataset.fingerprint, "model": sub.model, "train": b.train, "eval": b.eval,
+                       "seed": cfg.seed})
+    folder = cache_root() / "behaviour" / f"{dataset.name}-{key}"
+    path = folder / "item_embeddings.npy"
+    stage = {"key": key, "folder": str(folder), "model": sub.model.name, "cache_hit": path.is_file()}
+    if not path.is_file():
+        log.info("behaviour stage: training %s for the tokenizer's behaviour vectors in %s", sub.model.name, folder)
+        run = setup(sub, folder)
+        stage["train"] = train(run, resume=True)
+        try:
+            vectors = run.model.item_embeddings()
+        except NotImplementedError as exc:
+            raise ConfigError(f"behaviour.model: {exc}") from None
+        atomic_save(vectors[1:].float().cpu().numpy(), path)
+    return np.load(path), stage
 
 
 def train(run: Run, resume: bool = False) -> dict:
@@ -151,7 +227,7 @@ def run_experiment(cfg: ExperimentConfig, out_dir: str | Path | None = None, res
     run = setup(cfg, out_dir)
     summary = train(run, resume=resume)
     metrics = evaluate(run)
-    summary.update({"dataset": run.dataset.stats(), "device": str(run.device),
+    summary.update({**run.stages, "dataset": run.dataset.stats(), "device": str(run.device),
                     "peak_memory_mb": round(peak_memory_mb(run.device), 1),
                     "model_parameters": sum(p.numel() for p in run.model.parameters())})
     atomic_write_text(json.dumps(metrics, indent=2), run.out_dir / "metrics.json")
@@ -168,7 +244,8 @@ def load_run(run_dir: str | Path, device: str | None = None) -> Run:
     if device:
         cfg.device = device
     run = Run(cfg, prepare_dataset(cfg.data), None, run_dir, resolve_device(cfg.device))  # type: ignore[arg-type]
-    run.model = build_model(cfg.model.name, cfg.model.params, run.dataset).to(run.device)
+    run.model, run.stages = _build_model(cfg, run.dataset)
+    run.model.to(run.device)
     weights = run_dir / BEST
     if not weights.is_file():
         raise FileNotFoundError(f"{weights} not found: train the model first (genrec train / genrec run)")

@@ -59,9 +59,15 @@ class Recommender(nn.Module):
     def fit_counts(self, dataset: SequenceDataset) -> None:
         """Hook for models estimated from the training data directly (no gradient steps)."""
 
+    def item_embeddings(self) -> torch.Tensor:
+        """(num_items + 1, d) learnt item vectors, row i = item i: the behaviour vectors that
+        behaviour-aware semantic IDs cluster. Only models with a per-item table have them."""
+        raise NotImplementedError(f"{type(self).__name__} has no per-item embedding table")
 
-def build_model(name: str, params: dict, dataset: SequenceDataset) -> Recommender:
-    """Instantiates model `name` with its typed config built from `params`."""
+
+def build_model(name: str, params: dict, dataset: SequenceDataset, **components) -> Recommender:
+    """Instantiates model `name` with its typed config built from `params`; `components` are
+    prebuilt parts the model accepts (e.g. a fitted `tokenizer`)."""
     cls = MODELS.get(name)
     config = from_dict(cls.config_class, params or {}, "model")
-    return cls(config, dataset)
+    return cls(config, dataset, **components)

@@ -96,3 +96,6 @@ class SASRec(Recommender):
 
     def full_sort_predict(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.encode(batch["history"])[:, -1] @ self.item_embedding.weight.T
+
+    def item_embeddings(self) -> torch.Tensor:
+        return self.item_embedding.weight.detach()

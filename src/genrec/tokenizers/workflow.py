@@ -154,15 +154,30 @@ def _brief_fit_info(info: dict) -> dict:
 _RUNTIME_FIELDS = {"device", "cpu_threads", "log_every"}
 
 
+def join_embeddings(text: np.ndarray, extra: np.ndarray, weight: float) -> np.ndarray:
+    """Rows [text / |text|, weight * extra / |extra|]: both parts on a unit sphere, so `weight`
+    alone sets the extra part's share of the distances a tokenizer clusters by. A zero row stays
+    zero: a new item with no interactions yet is placed by its text alone (cold start)."""
+    def unit(x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float32)
+        return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+    if len(text) != len(extra):
+        raise ValueError(f"{len(text)} text embeddings but {len(extra)} extra vectors")
+    return np.hstack([unit(text), np.float32(weight) * unit(extra)])
+
+
 def cached_tokenizer(dataset, tokenizer_name: str, tokenizer_config: Any = None,
                      encoder_config: TextEncoderConfig | None = None, *, cache_dir: str | Path | None = None,
-                     refit: bool = False) -> Tokenizer:
+                     refit: bool = False, extra: np.ndarray | None = None, extra_key: str = "",
+                     extra_weight: float = 1.0) -> Tokenizer:
     """The tokenizer fitted on `dataset`'s item embeddings, from the cache when it was fitted before.
 
     For models: `tok = cached_tokenizer(dataset, "rqvae", {...})`, then `tok.codes[item - 1]` is
     item `item`'s code and `tok.layout` the token vocabulary. The cache folder (a full
     `genrec tokenize` output folder) is keyed by the tokenizer name, its config and the
-    embeddings' cache key (model, pooling, texts ...).
+    embeddings' cache key (model, pooling, texts ...). `extra` (num_items x d, row r = item r + 1,
+    named by `extra_key` in the cache key) joins the text embeddings via `join_embeddings`.
     """
     from ..config import config_hash  # noqa: PLC0415
     from ..data.config import cache_root  # noqa: PLC0415
@@ -172,13 +187,19 @@ def cached_tokenizer(dataset, tokenizer_name: str, tokenizer_config: Any = None,
     config = build_tokenizer(tokenizer_name, tokenizer_config).config
     embedded = embed_dataset(dataset, encoder_config)
     settings = {k: v for k, v in to_dict(config).items() if k not in _RUNTIME_FIELDS}
-    key = config_hash({"tokenizer": tokenizer_name, "config": settings, "embeddings": embedded.meta.get("key"),
-                       "n_items": dataset.num_items})
+    parts = {"tokenizer": tokenizer_name, "config": settings, "embeddings": embedded.meta.get("key"),
+             "n_items": dataset.num_items}
+    embeddings = embedded.embeddings
+    if extra is not None:
+        if not extra_key:
+            raise ValueError("extra vectors need an extra_key naming them in the tokenizer cache key")
+        parts["extra"] = {"key": extra_key, "weight": extra_weight}
+        embeddings = join_embeddings(embeddings, extra, extra_weight)
     root = Path(cache_dir) if cache_dir is not None else cache_root() / "tokenizers"
-    folder = root / f"{dataset.name}-{tokenizer_name}-{key}"
+    folder = root / f"{dataset.name}-{tokenizer_name}-{config_hash(parts)}"
     if (folder / "tokenizer.json").is_file() and not refit:
         log.info("tokenizer cache hit: %s", folder)
         return load_tokenizer(folder)
     tok, _ = tokenize_dataset(dataset, tokenizer_name, config, encoder_config, folder,
-                              embeddings=embedded.embeddings, print_table=False)
+                              embeddings=embeddings, print_table=False)
     return tok

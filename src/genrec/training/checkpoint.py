@@ -12,12 +12,16 @@ import torch
 
 
 def atomic_save(obj, path: str | Path) -> None:
+    """torch.save, or np.save for a numpy array, to `path` atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
     try:
-        torch.save(obj, tmp)
+        with os.fdopen(fd, "wb") as handle:
+            if isinstance(obj, np.ndarray):
+                np.save(handle, obj)
+            else:
+                torch.save(obj, handle)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
