@@ -78,3 +78,18 @@ def test_a_behaviour_model_without_item_embeddings_is_named(tmp_path):
     cfg = experiment(behaviour_model={"name": "popularity"})
     with pytest.raises(ConfigError, match="behaviour.model: Popularity has no per-item embedding table"):
         run_experiment(cfg, tmp_path)
+
+
+def test_new_items_without_behaviour_get_codes_from_their_text():
+    from genrec.tokenizers import build_tokenizer  # noqa: PLC0415
+
+    rng = np.random.default_rng(0)
+    text, behaviour = rng.normal(size=(200, 8)), rng.normal(size=(200, 4))
+    tok = build_tokenizer("rqkmeans", {"codebook_sizes": [8, 8], "refine_iters": 0, "dedup": "always"})
+    tok.fit(join_embeddings(text, behaviour, 1.0))
+    new_text = rng.normal(size=(3, 8))
+    codes = tok.add_items(join_embeddings(new_text, np.zeros((3, 4)), 1.0))
+    assert codes.shape == (3, 3) and len(tok.codes) == 203
+    assert len({tuple(c) for c in np.asarray(tok.codes).tolist()}) == 203  # still one ID per item
+    with pytest.raises(ValueError, match="dimension 8, the tokenizer was fitted on 12"):
+        tok.add_items(new_text)  # text alone is not the space the codes were fitted in
