@@ -8,6 +8,7 @@ import torch
 
 from genrec.config import ConfigError
 from genrec.models import build_model
+from genrec.tokenizers import build_tokenizer
 from genrec.pipeline import experiment_from_dict, load_run, run_experiment, setup
 from genrec.tokenizers.workflow import cached_tokenizer, join_embeddings
 from genrec.training.checkpoint import seed_everything
@@ -81,8 +82,6 @@ def test_a_behaviour_model_without_item_embeddings_is_named(tmp_path):
 
 
 def test_new_items_without_behaviour_get_codes_from_their_text():
-    from genrec.tokenizers import build_tokenizer  # noqa: PLC0415
-
     rng = np.random.default_rng(0)
     text, behaviour = rng.normal(size=(200, 8)), rng.normal(size=(200, 4))
     tok = build_tokenizer("rqkmeans", {"codebook_sizes": [8, 8], "refine_iters": 0, "dedup": "always"})
