@@ -202,6 +202,11 @@ class TokenizerConfig:
     dedup: str = "auto"
 
 
+def unit_rows(x: np.ndarray) -> np.ndarray:
+    """Each row scaled to unit L2 norm (all-zero rows stay zero)."""
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
 def check_embeddings(embeddings: Any, dim: int | None = None) -> np.ndarray:
     x = np.asarray(embeddings, dtype=np.float32)
     if x.ndim != 2:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .base import TOKENIZERS, Tokenizer, TokenizerConfig
+from .base import TOKENIZERS, Tokenizer, TokenizerConfig, unit_rows
 from .kmeans import kmeans, nearest
 
 
@@ -57,7 +57,7 @@ class HKMeansTokenizer(Tokenizer):
 
     def _prep(self, x):
         if self.config.normalize:
-            x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+            x = unit_rows(x)
         return np.ascontiguousarray(x, dtype=np.float32)
 
     def _fit(self, x):

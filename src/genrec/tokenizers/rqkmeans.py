@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .base import TOKENIZERS, Tokenizer, TokenizerConfig
+from .base import TOKENIZERS, Tokenizer, TokenizerConfig, unit_rows
 from .kmeans import refine_residual_codebooks, residual_decode, residual_encode, residual_kmeans
 
 
@@ -35,7 +35,7 @@ class RQKMeansTokenizer(Tokenizer):
 
     def _prep(self, x: np.ndarray) -> np.ndarray:
         if self.config.normalize:
-            x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+            x = unit_rows(x)
         return x.astype(np.float32)
 
     def _fit(self, x):

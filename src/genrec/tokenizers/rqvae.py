@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .base import TOKENIZERS, Tokenizer, TokenizerConfig
+from .base import TOKENIZERS, Tokenizer, TokenizerConfig, unit_rows
 from .kmeans import residual_kmeans
 
 log = logging.getLogger(__name__)
@@ -195,7 +195,7 @@ class RQVAETokenizer(Tokenizer):
     # ---- helpers
     def _prep(self, x):
         if self.config.normalize_input:
-            x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+            x = unit_rows(x)
         return np.ascontiguousarray(x, dtype=np.float32)
 
     def _loss_terms(self, batch, estimator):

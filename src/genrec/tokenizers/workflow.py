@@ -27,7 +27,7 @@ import numpy as np
 
 from ..config import ConfigError, deep_merge, from_dict, load_yaml_layers, parse_overrides, to_dict
 from ..text import TextEncoderConfig, embed_dataset
-from .base import TOKENIZERS, Tokenizer
+from .base import TOKENIZERS, Tokenizer, unit_rows
 from .diagnostics import diagnose, format_table, plot_code_usage, write_report
 
 log = logging.getLogger(__name__)
@@ -158,13 +158,10 @@ def join_embeddings(text: np.ndarray, extra: np.ndarray, weight: float) -> np.nd
     """Rows [text / |text|, weight * extra / |extra|]: both parts on a unit sphere, so `weight`
     alone sets the extra part's share of the distances a tokenizer clusters by. A zero row stays
     zero: a new item with no interactions yet is placed by its text alone (cold start)."""
-    def unit(x: np.ndarray) -> np.ndarray:
-        x = np.asarray(x, dtype=np.float32)
-        return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-
     if len(text) != len(extra):
         raise ValueError(f"{len(text)} text embeddings but {len(extra)} extra vectors")
-    return np.hstack([unit(text), np.float32(weight) * unit(extra)])
+    return np.hstack([unit_rows(np.asarray(text, dtype=np.float32)),
+                      np.float32(weight) * unit_rows(np.asarray(extra, dtype=np.float32))])
 
 
 def cached_tokenizer(dataset, tokenizer_name: str, tokenizer_config: Any = None,
@@ -189,17 +186,16 @@ def cached_tokenizer(dataset, tokenizer_name: str, tokenizer_config: Any = None,
     settings = {k: v for k, v in to_dict(config).items() if k not in _RUNTIME_FIELDS}
     parts = {"tokenizer": tokenizer_name, "config": settings, "embeddings": embedded.meta.get("key"),
              "n_items": dataset.num_items}
-    embeddings = embedded.embeddings
     if extra is not None:
         if not extra_key:
             raise ValueError("extra vectors need an extra_key naming them in the tokenizer cache key")
         parts["extra"] = {"key": extra_key, "weight": extra_weight}
-        embeddings = join_embeddings(embeddings, extra, extra_weight)
     root = Path(cache_dir) if cache_dir is not None else cache_root() / "tokenizers"
     folder = root / f"{dataset.name}-{tokenizer_name}-{config_hash(parts)}"
     if (folder / "tokenizer.json").is_file() and not refit:
         log.info("tokenizer cache hit: %s", folder)
         return load_tokenizer(folder)
+    embeddings = embedded.embeddings if extra is None else join_embeddings(embedded.embeddings, extra, extra_weight)
     tok, _ = tokenize_dataset(dataset, tokenizer_name, config, encoder_config, folder,
                               embeddings=embeddings, print_table=False)
     return tok
