@@ -9,7 +9,7 @@ import torch
 from genrec.config import ConfigError
 from genrec.models import build_model
 from genrec.tokenizers import build_tokenizer
-from genrec.pipeline import experiment_from_dict, load_run, run_experiment, setup
+from genrec.pipeline import evaluate, experiment_from_dict, load_run, run_experiment, setup
 from genrec.tokenizers.workflow import cached_tokenizer, join_embeddings
 from genrec.training.checkpoint import seed_everything
 
@@ -64,21 +64,34 @@ def test_behaviour_vectors_train_once_and_change_the_codes(tmp_path):
     assert (tmp_path / "run" / "config.yaml").read_text().count("behaviour:") == 1
 
 
+@pytest.mark.parametrize("weight", [0.0, 1.0])
+def test_a_run_folder_reloads_with_its_own_tokenizer_when_the_caches_are_gone(tmp_path, monkeypatch, weight):
+    cfg = experiment(weight)
+    metrics = run_experiment(cfg, tmp_path / "run")
+    trained_codes = np.asarray(load_run(tmp_path / "run").model.tokenizer.codes)
+    monkeypatch.setenv("GENREC_CACHE_DIR", str(tmp_path / "cleared-cache"))
+
+    def refit(*args, **kwargs):
+        raise AssertionError("the tokenizer or the behaviour model was fitted again")
+
+    for name in ("genrec.pipeline.behaviour_vectors", "genrec.pipeline.cached_tokenizer",
+                 "genrec.tokenizers.workflow.cached_tokenizer"):
+        monkeypatch.setattr(name, refit)
+    reloaded = load_run(tmp_path / "run")
+    assert np.array_equal(np.asarray(reloaded.model.tokenizer.codes), trained_codes)
+    assert evaluate(reloaded, ("test",))["test"] == metrics["test"]
+
+
 @pytest.mark.parametrize("changes, message", [
     ({"model": {**SASREC}}, "behaviour.weight: model 'sasrec' has no tokenizer"),
     ({"weight": -1.0}, "behaviour.weight: must be >= 0"),
     ({"behaviour_model": {"name": "nope"}}, "unknown behaviour.model.name 'nope'"),
     ({"behaviour_model": {"name": "sasrec", "hidden": 3}}, "unknown config key 'behaviour.model.hidden'"),
+    ({"behaviour_model": {"name": "popularity"}}, "behaviour.model: 'popularity' has no per-item embedding table"),
 ])
 def test_bad_behaviour_settings_are_named_when_the_config_is_read(changes, message):
     with pytest.raises(ConfigError, match=message):
         experiment(**changes)
-
-
-def test_a_behaviour_model_without_item_embeddings_is_named(tmp_path):
-    cfg = experiment(behaviour_model={"name": "popularity"})
-    with pytest.raises(ConfigError, match="behaviour.model: Popularity has no per-item embedding table"):
-        run_experiment(cfg, tmp_path)
 
 
 def test_new_items_without_behaviour_get_codes_from_their_text():

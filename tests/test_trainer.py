@@ -142,3 +142,56 @@ def test_valid_metric_outside_eval_ks_fails_before_training(tmp_path):
     with pytest.raises(ValueError, match=r"needs 20 in eval.ks \[5, 10\]"):
         train(run)
     assert not (tmp_path / "run" / "checkpoint.pt").exists()
+
+
+def nan_every(period):
+    """SASRec.calculate_loss that returns NaN on every `period`-th call."""
+    from genrec.models.sasrec import SASRec
+    original, calls = SASRec.calculate_loss, []
+
+    def patched(self, batch):
+        calls.append(1)
+        loss = original(self, batch)
+        return loss * float("nan") if len(calls) % period == 0 else loss
+    return patched
+
+
+def test_a_step_with_a_non_finite_loss_is_skipped_and_counted(tmp_path, monkeypatch):
+    from genrec.models.sasrec import SASRec
+    monkeypatch.setattr(SASRec, "calculate_loss", nan_every(3))
+    run = setup(tiny_config(epochs=2), tmp_path)
+    summary = train(run)
+    assert summary["epochs_run"] == 2
+    log = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert sum(r["skipped_steps"] for r in log) > 0
+    assert all(math.isfinite(r["train_loss"]) for r in log)
+    assert all(torch.isfinite(p).all() for p in run.model.parameters())
+
+
+def test_a_step_with_a_non_finite_gradient_is_skipped(tmp_path, monkeypatch):
+    from genrec.models.sasrec import SASRec
+    original, calls = SASRec.calculate_loss, []
+
+    def inf_gradient_once(self, batch):
+        calls.append(1)
+        loss = original(self, batch)
+        if len(calls) == 2:  # finite loss, infinite gradient
+            first = next(self.parameters())
+            first.register_hook(lambda grad: grad * math.inf if len(calls) == 2 else grad)
+        return loss
+
+    monkeypatch.setattr(SASRec, "calculate_loss", inf_gradient_once)
+    run = setup(tiny_config(epochs=1), tmp_path)
+    train(run)
+    log = json.loads((tmp_path / "log.jsonl").read_text())
+    assert log["skipped_steps"] == 1
+    assert all(torch.isfinite(p).all() for p in run.model.parameters())
+
+
+@pytest.mark.parametrize("limit", [0, 3])
+def test_too_many_non_finite_steps_in_a_row_stop_the_run(tmp_path, monkeypatch, limit):
+    from genrec.models.sasrec import SASRec
+    monkeypatch.setattr(SASRec, "calculate_loss", nan_every(1))
+    run = setup(tiny_config(epochs=1, max_skipped_steps=limit), tmp_path)
+    with pytest.raises(FloatingPointError, match=f"{limit + 1} steps in a row.*max_skipped_steps={limit}"):
+        train(run)

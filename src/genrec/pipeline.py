@@ -1,7 +1,8 @@
 """The whole job: data -> model -> training -> evaluation, with every artefact in one run folder.
 
 Run folder layout: config.yaml (resolved), checkpoint.pt / best.pt, log.jsonl, tensorboard/,
-metrics.json ({"valid": {...}, "test": {...}}), and summary.json (timings, memory).
+metrics.json ({"valid": {...}, "test": {...}}), summary.json (timings, memory) and, for a model
+over semantic IDs, tokenizer/ (the fitted tokenizer, so the folder reloads without the caches).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,11 +26,13 @@ from .data.presets import preset_fields
 from .evaluation import EvalConfig, Evaluator
 from .models import MODELS, Recommender, build_model
 from .training import TrainConfig, Trainer
+from .tokenizers import load_tokenizer
 from .tokenizers.workflow import cached_tokenizer
 from .training.checkpoint import atomic_save, atomic_write_text, seed_everything
 from .training.trainer import BEST, peak_memory_mb
 
 log = logging.getLogger(__name__)
+TOKENIZER_DIR = "tokenizer"  # the run's fitted tokenizer, inside the run folder
 
 
 @dataclass
@@ -108,6 +112,11 @@ def experiment_from_dict(raw: dict) -> ExperimentConfig:
         raise ConfigError(f"behaviour.weight: must be >= 0, got {cfg.behaviour.weight}")
     if cfg.behaviour.weight > 0 and "tokenizer" not in cfg.model.params:
         raise ConfigError(f"behaviour.weight: model '{cfg.model.name}' has no tokenizer for behaviour vectors to feed")
+    behaviour_model = cfg.behaviour.model["name"]
+    if cfg.behaviour.weight > 0 and not MODELS.get(behaviour_model).has_item_embeddings:
+        usable = [n for n in MODELS.names() if MODELS.get(n).has_item_embeddings]
+        raise ConfigError(f"behaviour.model: '{behaviour_model}' has no per-item embedding table to give behaviour "
+                          f"vectors; use one of {', '.join(usable)}")
     return cfg
 
 
@@ -157,7 +166,19 @@ def setup(cfg: ExperimentConfig, out_dir: str | Path | None) -> Run:
     out = Path(out_dir) if out_dir else default_run_dir(cfg)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(cfg.to_yaml(), out / "config.yaml")
+    tokenizer = getattr(model, "tokenizer", None)
+    if tokenizer is not None:
+        _save_tokenizer(tokenizer, out / TOKENIZER_DIR)
     return Run(cfg, dataset, model, out, device, stages)
+
+
+def _save_tokenizer(tokenizer, folder: Path) -> None:
+    """Written beside and then renamed, so a run folder never holds half a tokenizer."""
+    partial = folder.with_name(folder.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    tokenizer.save(partial)
+    shutil.rmtree(folder, ignore_errors=True)
+    partial.rename(folder)
 
 
 def _build_model(cfg: ExperimentConfig, dataset: SequenceDataset) -> tuple[Recommender, dict]:
@@ -190,11 +211,7 @@ def behaviour_vectors(cfg: ExperimentConfig, dataset: SequenceDataset) -> tuple[
         log.info("behaviour stage: training %s for the tokenizer's behaviour vectors in %s", sub.model.name, folder)
         run = setup(sub, folder)
         stage["train"] = train(run, resume=True)
-        try:
-            vectors = run.model.item_embeddings()
-        except NotImplementedError as exc:
-            raise ConfigError(f"behaviour.model: {exc}") from None
-        atomic_save(vectors[1:].float().cpu().numpy(), path)
+        atomic_save(run.model.item_embeddings()[1:].float().cpu().numpy(), path)
     return np.load(path), stage
 
 
@@ -244,7 +261,11 @@ def load_run(run_dir: str | Path, device: str | None = None) -> Run:
     if device:
         cfg.device = device
     run = Run(cfg, prepare_dataset(cfg.data), None, run_dir, resolve_device(cfg.device))  # type: ignore[arg-type]
-    run.model, run.stages = _build_model(cfg, run.dataset)
+    if (run_dir / TOKENIZER_DIR / "tokenizer.json").is_file():  # the codes it was trained on, no cache needed
+        tokenizer = load_tokenizer(run_dir / TOKENIZER_DIR)
+        run.model = build_model(cfg.model.name, cfg.model.params, run.dataset, tokenizer=tokenizer)
+    else:  # folders written before the run kept its tokenizer: rebuilt from the caches
+        run.model, run.stages = _build_model(cfg, run.dataset)
     run.model.to(run.device)
     weights = run_dir / BEST
     if not weights.is_file():
