@@ -195,3 +195,10 @@ def test_too_many_non_finite_steps_in_a_row_stop_the_run(tmp_path, monkeypatch, 
     run = setup(tiny_config(epochs=1, max_skipped_steps=limit), tmp_path)
     with pytest.raises(FloatingPointError, match=f"{limit + 1} steps in a row.*max_skipped_steps={limit}"):
         train(run)
+
+
+def test_a_grad_clip_of_zero_or_below_means_no_clipping(tmp_path):
+    for name, clip in (("off", 0.0), ("negative", -1.0)):
+        train(setup(tiny_config(epochs=1, grad_clip=clip), tmp_path / name))
+    a, b = weights(tmp_path / "off"), weights(tmp_path / "negative")
+    assert all(torch.equal(a[k], b[k]) for k in a)

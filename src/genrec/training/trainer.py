@@ -225,7 +225,8 @@ class Trainer:
             bad = None if torch.isfinite(loss) else f"loss {loss.item()}"
             if bad is None:
                 loss.backward()
-                norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip or math.inf)
+                max_norm = self.cfg.grad_clip if self.cfg.grad_clip > 0 else math.inf  # <= 0: measured, not clipped
+                norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm)
                 bad = None if torch.isfinite(norm) else f"gradient norm {norm.item()}"
             if bad is not None:
                 skipped, in_a_row = skipped + 1, in_a_row + 1
