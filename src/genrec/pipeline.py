@@ -113,8 +113,8 @@ def experiment_from_dict(raw: dict) -> ExperimentConfig:
     if cfg.behaviour.weight > 0 and "tokenizer" not in cfg.model.params:
         raise ConfigError(f"behaviour.weight: model '{cfg.model.name}' has no tokenizer for behaviour vectors to feed")
     behaviour_model = cfg.behaviour.model["name"]
-    if cfg.behaviour.weight > 0 and not MODELS.get(behaviour_model).has_item_embeddings:
-        usable = [n for n in MODELS.names() if MODELS.get(n).has_item_embeddings]
+    if cfg.behaviour.weight > 0 and not MODELS.get(behaviour_model).has_item_embeddings():
+        usable = [n for n in MODELS.names() if MODELS.get(n).has_item_embeddings()]
         raise ConfigError(f"behaviour.model: '{behaviour_model}' has no per-item embedding table to give behaviour "
                           f"vectors; use one of {', '.join(usable)}")
     return cfg

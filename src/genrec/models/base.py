@@ -29,9 +29,6 @@ class Recommender(nn.Module):
     output: ClassVar[str] = "scores"
     # False for models fitted from counts (popularity): the trainer skips gradient steps.
     trainable: ClassVar[bool] = True
-    # True when item_embeddings() gives a learnt vector per item (behaviour vectors; checked when
-    # a config is read, before anything trains).
-    has_item_embeddings: ClassVar[bool] = False
 
     def __init__(self, config, dataset: SequenceDataset):
         super().__init__()
@@ -64,8 +61,13 @@ class Recommender(nn.Module):
 
     def item_embeddings(self) -> torch.Tensor:
         """(num_items + 1, d) learnt item vectors, row i = item i: the behaviour vectors that
-        behaviour-aware semantic IDs cluster. Models with one set has_item_embeddings."""
+        behaviour-aware semantic IDs cluster. Only models with a per-item table have them."""
         raise NotImplementedError(f"{type(self).__name__} has no per-item embedding table")
+
+    @classmethod
+    def has_item_embeddings(cls) -> bool:
+        """Whether the class implements item_embeddings(), so a config can be checked before training."""
+        return cls.item_embeddings is not Recommender.item_embeddings
 
 
 def build_model(name: str, params: dict, dataset: SequenceDataset, **components) -> Recommender:

@@ -40,7 +40,6 @@ class SASRecConfig:
 @MODELS.register("sasrec")
 class SASRec(Recommender):
     config_class = SASRecConfig
-    has_item_embeddings = True
 
     def __init__(self, config: SASRecConfig, dataset: SequenceDataset):
         super().__init__(config, dataset)
