@@ -96,6 +96,20 @@ def test_save_load_round_trip(fitted, data, tmp_path, name):
     np.testing.assert_array_equal(loaded.lookup(codes[[3, 7]]), [3, 7])
 
 
+def test_a_save_cut_off_over_an_older_folder_leaves_no_loadable_half(fitted, tmp_path, monkeypatch):
+    tok, _ = fitted["rqkmeans"]
+    tok.save(tmp_path / "tok")
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(np, "savez", killed)  # dies after codes.npy, before state.npz
+    with pytest.raises(KeyboardInterrupt):
+        tok.save(tmp_path / "tok")
+    with pytest.raises(FileNotFoundError, match="missing tokenizer.json"):
+        load_tokenizer(tmp_path / "tok")
+
+
 def test_lookup_maps_codes_back_to_items(fitted):
     tok, codes = fitted["rqkmeans"]
     rows = np.array([0, 5, 99, 299])

@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -168,17 +167,8 @@ def setup(cfg: ExperimentConfig, out_dir: str | Path | None) -> Run:
     atomic_write_text(cfg.to_yaml(), out / "config.yaml")
     tokenizer = getattr(model, "tokenizer", None)
     if tokenizer is not None:
-        _save_tokenizer(tokenizer, out / TOKENIZER_DIR)
+        tokenizer.save(out / TOKENIZER_DIR)
     return Run(cfg, dataset, model, out, device, stages)
-
-
-def _save_tokenizer(tokenizer, folder: Path) -> None:
-    """Written beside and then renamed, so a run folder never holds half a tokenizer."""
-    partial = folder.with_name(folder.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    tokenizer.save(partial)
-    shutil.rmtree(folder, ignore_errors=True)
-    partial.rename(folder)
 
 
 def _build_model(cfg: ExperimentConfig, dataset: SequenceDataset) -> tuple[Recommender, dict]:

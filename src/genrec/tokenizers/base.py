@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -360,9 +361,14 @@ class Tokenizer(ABC):
 
     # ---- persistence
     def save(self, directory: str | Path) -> Path:
+        """Writes the fitted state; tokenizer.json, which load_tokenizer and the caches look for,
+        is removed first and written last (temp file + rename), so a folder that has one is complete
+        even if a save over an older one was cut off."""
         self._require_fitted()
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
+        marker = directory / "tokenizer.json"
+        marker.unlink(missing_ok=True)
         meta = {
             "format_version": FORMAT_VERSION,
             "tokenizer": self.name,
@@ -378,7 +384,9 @@ class Tokenizer(ABC):
         np.save(directory / "semantic_codes.npy", self.semantic_codes)
         np.savez(directory / "state.npz", **self._state())
         self._save_extra(directory)
-        (directory / "tokenizer.json").write_text(json.dumps(meta, indent=2, default=_json_default))
+        partial = marker.with_name(marker.name + ".partial")
+        partial.write_text(json.dumps(meta, indent=2, default=_json_default))
+        os.replace(partial, marker)
         return directory
 
     @classmethod
