@@ -1,4 +1,5 @@
 import json
+import os
 
 import numpy as np
 import pandas as pd
@@ -130,6 +131,14 @@ def test_cache_is_reused_and_invalidated(tmp_path, caplog):
     assert second.fingerprint == first.fingerprint
     np.testing.assert_array_equal(second.items, first.items)
     assert prepare_dataset(cfg_for(folder, max_history=3)).fingerprint != first.fingerprint
+    # Same bytes with new modification times (a copied dataset): still the same cache.
+    for path in folder.iterdir():
+        os.utime(path, ns=(path.stat().st_mtime_ns + 10**12,) * 2)
+    assert prepare_dataset(cfg_for(folder)).fingerprint == first.fingerprint
+    # Edited content of the same size: processed again.
+    inter = next(p for p in folder.iterdir() if "u1" in p.read_text())
+    inter.write_text(inter.read_text().replace("i4", "i5"))
+    assert prepare_dataset(cfg_for(folder)).fingerprint != first.fingerprint
 
 
 def test_save_load_roundtrip(tmp_path):

@@ -100,8 +100,9 @@ def test_loss_decreases(small, tokenizer):
     assert model.calculate_loss(batch).item() < first * 0.8
 
 
-def test_beam_search_returns_distinct_valid_items_and_matches_uncached_decoder(small, tokenizer):
-    model = tiny_tiger(small, tokenizer, user_tokens=7).eval()
+@pytest.mark.parametrize("pool", [False, True])
+def test_beam_search_returns_distinct_valid_items_and_matches_uncached_decoder(small, tokenizer, pool):
+    model = tiny_tiger(small, tokenizer, user_tokens=7, pool_history_codes=pool).eval()
     with torch.no_grad():  # untrained weights are nearly uniform: sharpen them so ties are unlikely
         model.token_embedding.weight.mul_(4.0)
     history = _histories(small)
@@ -179,10 +180,12 @@ def test_evaluator_and_build_model(small):
     assert 0.0 <= result["recall@10"] <= 1.0
 
 
-def test_window_loss_equals_the_per_prefix_loss_with_a_causal_encoder(small, tokenizer):
+@pytest.mark.parametrize("pool", [False, True])
+def test_window_loss_equals_the_per_prefix_loss_with_a_causal_encoder(small, tokenizer, pool):
     """The fast formulation computes, in one pass, exactly the per-target losses of the paper's
-    one-sample-per-prefix formulation (same weights, block-causal encoder, no dropout)."""
-    model = tiny_tiger(small, tokenizer, causal_encoder=True, user_tokens=5, max_history=4)
+    one-sample-per-prefix formulation (same weights, block-causal encoder, no dropout), with
+    one encoder position per code token or per item (pooled)."""
+    model = tiny_tiger(small, tokenizer, causal_encoder=True, user_tokens=5, max_history=4, pool_history_codes=pool)
     rng = np.random.default_rng(0)
     windows = next(iter(model.training_batches(small, 16, rng)))
     assert set(windows) == {"window", "users"} and windows["window"].shape[1] <= 5
@@ -203,12 +206,23 @@ def test_window_loss_equals_the_per_prefix_loss_with_a_causal_encoder(small, tok
     assert sum(int((b["window"][:, :-1] > 0).sum()) for b in batches) == int(np.maximum(ends - starts - 1, 0).sum())
 
 
-def test_causal_encoder_beam_search_ignores_left_padding(small, tokenizer):
-    model = tiny_tiger(small, tokenizer, causal_encoder=True).eval()
+@pytest.mark.parametrize("pool", [False, True])
+def test_causal_encoder_beam_search_ignores_left_padding(small, tokenizer, pool):
+    model = tiny_tiger(small, tokenizer, causal_encoder=True, pool_history_codes=pool).eval()
     a, sa = model.beam_search(torch.tensor([[5, 9, 3]]), 5)
     b, sb = model.beam_search(torch.tensor([[0, 0, 5, 9, 3]]), 5)
     assert torch.equal(a, b)
     torch.testing.assert_close(sa, sb)
+
+
+def test_pooled_history_reads_one_position_per_item(small, tokenizer):
+    model = tiny_tiger(small, tokenizer, user_tokens=5, pool_history_codes=True)
+    tokens = model.encoder_tokens(torch.tensor([[0, 5, 9, 3]]), torch.tensor([2]))
+    assert tokens.shape == (1, 5, model.num_levels)  # user position + 4 item positions
+    assert (tokens[0, 1] == 0).all() and (tokens[0, 0, 1:] == 0).all()
+    torch.testing.assert_close(tokens[0, 4], model.code_tokens(model.item_codes[3]))
+    with pytest.raises(ValueError, match="no T5 equivalent"):
+        model.export_t5()
 
 
 def test_exported_weights_run_unchanged_in_transformers_t5(small, tokenizer):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 from pathlib import Path
@@ -155,13 +156,19 @@ def build_dataset(raw: RawData, cfg: DataConfig) -> SequenceDataset:
 
 
 def source_signature(cfg: DataConfig) -> list:
-    """Names, sizes and modification times of the raw files, so edited data is re-processed."""
+    """Names, sizes and content digests of the raw files: edited data is re-processed, while a
+    copy of the same files (new modification times) reuses the cache and every stage keyed on it."""
     root = cfg.resolved_path()
     if cfg.format == "synthetic" or not root.exists():
         return []
     files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
-    return [(str(p.relative_to(root)) if p != root else p.name, p.stat().st_size, p.stat().st_mtime_ns)
+    return [(str(p.relative_to(root)) if p != root else p.name, p.stat().st_size, _file_digest(p))
             for p in files]
+
+
+def _file_digest(path: Path) -> str:
+    with path.open("rb") as f:
+        return hashlib.file_digest(f, "blake2b").hexdigest()[:32]
 
 
 def prepare_dataset(cfg: DataConfig, cache: bool = True, cache_dir: str | Path | None = None) -> SequenceDataset:

@@ -19,6 +19,10 @@ Two training formulations (`causal_encoder`):
   pass over a user's window encodes every prefix at once and the decoder predicts every next
   item of the window in the same step, each cross-attending to the items before it.
 
+With `pool_history_codes` (genrec's, not the paper's) a history item enters the encoder as one
+position, the sum of its L code-token embeddings scaled by L^-1/2, instead of L positions: the
+encoder and the decoder's cross-attention then cost about L times less.
+
 Token ids: 0 pad, 1 BOS (decoder start), then `user_tokens` user tokens, then the code tokens
 of every level (level l code c -> 2 + user_tokens + offset of level l + c).
 """
@@ -66,6 +70,9 @@ class TIGERConfig:
     causal_encoder: bool = False  # True: the fast formulation (every target of a window per pass)
     beam_size: int = 20  # raised to k when a caller asks for more items than this
     user_tokens: int = 0  # hashed user-token vocabulary (TIGER uses 2000); 0 = no user token
+    # True (not in the paper): a history item is one encoder position, the sum of its code
+    # tokens' embeddings, so the encoder reads L times fewer positions.
+    pool_history_codes: bool = False
 
     def __post_init__(self):
         if self.activation not in _ACTIVATIONS:
@@ -277,16 +284,21 @@ class TIGER(Recommender):
         return codes + offsets
 
     def encoder_tokens(self, history: torch.Tensor, users: torch.Tensor | None = None) -> torch.Tensor:
-        """(B, T) left-padded items -> (B, S) encoder token ids (0 = padding), at most
-        max_history items, after the user token when there is one."""
+        """(B, T) left-padded items -> encoder token ids (0 = padding), at most max_history items,
+        after the user token when there is one: (B, S) with one token per position, or
+        (B, S, L) with `pool_history_codes` (an item's L tokens share a position; the user
+        token's position holds it and padding)."""
         history = history[:, -self.max_history:]
         batch, length = history.shape
         tokens = self.code_tokens(self.item_codes[history]).masked_fill((history == 0)[..., None], PAD)
-        tokens = tokens.reshape(batch, length * self.num_levels)
+        if not self.config.pool_history_codes:
+            tokens = tokens.reshape(batch, length * self.num_levels)
         if self.config.user_tokens > 0:
             if users is None:
                 users = torch.zeros(batch, dtype=torch.long, device=history.device)
             user_token = SPECIAL + (users.long() * _USER_HASH) % self.config.user_tokens
+            if self.config.pool_history_codes:
+                user_token = F.pad(user_token[:, None], (0, self.num_levels - 1), value=PAD)
             tokens = torch.cat([user_token[:, None], tokens], dim=1)
         return tokens
 
@@ -296,18 +308,25 @@ class TIGER(Recommender):
 
     # ---- encoder ------------------------------------------------------------------------
     def encode(self, tokens: torch.Tensor):
-        """(B, S) encoder tokens -> (memory keys/values per decoder layer, key visibility (B, S)).
+        """Encoder tokens from `encoder_tokens` -> (memory keys/values per decoder layer, key
+        visibility (B, S)).
 
-        With `causal_encoder`, a token sees the user token and the tokens of its own and
+        With `causal_encoder`, a position sees the user token and the positions of its own and
         earlier items only (padding aside)."""
-        batch, length = tokens.shape
-        visible_key = tokens != PAD
+        batch, length = tokens.shape[:2]
+        x = self.token_embedding(tokens)
+        if tokens.dim() == 3:  # pooled: the sum of an item's code embeddings, unit variance
+            present = tokens != PAD
+            x = (x * present[..., None]).sum(dim=2) * tokens.shape[2] ** -0.5
+            visible_key = present.any(dim=2)
+        else:
+            visible_key = tokens != PAD
         visible_key[:, -1] |= ~visible_key.any(dim=1)  # an empty history attends to one token
         visible = visible_key[:, None, None, :]
         if self.config.causal_encoder:
             visible = visible & self._block_causal(length, tokens.device)[None, None]
         bias = self.encoder_positions(length, length) + additive_mask(visible, torch.float32)
-        x = self.input_dropout(self.token_embedding(tokens))
+        x = self.input_dropout(x)
         for block in self.encoder:
             x = block(x, bias)
         x = self.input_dropout(self.encoder_norm(x))
@@ -318,7 +337,8 @@ class TIGER(Recommender):
         """Item slot of each of `length` right-aligned encoder positions: -1 for the last item's
         tokens, -2 for the one before ...; the user token gets the smallest slot (seen by all)."""
         position = torch.arange(length, device=device)
-        slot = -1 - (length - 1 - position).div(self.num_levels, rounding_mode="floor")
+        per_item = 1 if self.config.pool_history_codes else self.num_levels
+        slot = -1 - (length - 1 - position).div(per_item, rounding_mode="floor")
         if self.config.user_tokens > 0:
             slot[0] = torch.iinfo(torch.long).min
         return slot
@@ -484,6 +504,8 @@ class TIGER(Recommender):
         bidirectional encoder only: T5 has no block-causal encoder."""
         if self.config.causal_encoder:
             raise ValueError("a causal-encoder TIGER has no T5 equivalent (T5's encoder is bidirectional)")
+        if self.config.pool_history_codes:
+            raise ValueError("a TIGER with pooled history codes has no T5 equivalent (T5 reads one token per position)")
         c = self.config
         kwargs = dict(vocab_size=self.vocab_size, d_model=c.d_model, d_kv=c.head_dim, d_ff=c.ffn_size,
                       num_layers=c.encoder_layers, num_decoder_layers=c.decoder_layers, num_heads=c.num_heads,
