@@ -1,6 +1,7 @@
 import json
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -194,6 +195,25 @@ def test_too_many_non_finite_steps_in_a_row_stop_the_run(tmp_path, monkeypatch, 
     monkeypatch.setattr(SASRec, "calculate_loss", nan_every(1))
     run = setup(tiny_config(epochs=1, max_skipped_steps=limit), tmp_path)
     with pytest.raises(FloatingPointError, match=f"{limit + 1} steps in a row.*max_skipped_steps={limit}"):
+        train(run)
+
+
+def test_non_finite_steps_in_a_row_are_counted_across_epochs(tmp_path, monkeypatch):
+    """Two bad steps at the end of epoch 1 and two at the start of epoch 2 are four in a row."""
+    from genrec.models.sasrec import SASRec
+    run = setup(tiny_config(epochs=2, max_skipped_steps=3), tmp_path)
+    per_epoch = sum(1 for _ in run.model.training_batches(run.dataset, run.config.train.batch_size,
+                                                          np.random.default_rng(0)))
+    assert per_epoch > 2
+    original, calls = SASRec.calculate_loss, []
+
+    def bad_around_the_epoch_boundary(self, batch):
+        calls.append(1)
+        loss = original(self, batch)
+        return loss * float("nan") if per_epoch - 2 < len(calls) <= per_epoch + 2 else loss
+
+    monkeypatch.setattr(SASRec, "calculate_loss", bad_around_the_epoch_boundary)
+    with pytest.raises(FloatingPointError, match="at epoch 2, 4 steps in a row"):
         train(run)
 
 

@@ -131,6 +131,7 @@ class Trainer:
         self.best_value = -math.inf
         self.best_epoch = -1
         self.bad_evals = 0
+        self.skipped_in_a_row = 0  # non-finite steps since the last good one, across epochs
         self.history: list[dict] = []
 
     def _epoch_rng(self, epoch: int) -> np.random.Generator:
@@ -141,7 +142,7 @@ class Trainer:
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(), "epoch": self.epoch, "best_value": self.best_value,
                 "best_epoch": self.best_epoch, "bad_evals": self.bad_evals, "history": self.history,
-                "rng": rng_state()}
+                "skipped_in_a_row": self.skipped_in_a_row, "rng": rng_state()}
 
     def resume(self) -> bool:
         """Loads the last checkpoint in out_dir, if any; returns whether one was found."""
@@ -154,6 +155,7 @@ class Trainer:
         self.scheduler.load_state_dict(state["scheduler"])
         self.epoch, self.best_value = state["epoch"], state["best_value"]
         self.best_epoch, self.bad_evals, self.history = state["best_epoch"], state["bad_evals"], state["history"]
+        self.skipped_in_a_row = state.get("skipped_in_a_row", 0)  # absent from older checkpoints
         set_rng_state(state["rng"])
         log.info("resumed from %s after epoch %d (best %s=%.4f at epoch %d)", path, self.epoch,
                  self.cfg.valid_metric, self.best_value, self.best_epoch)
@@ -215,7 +217,7 @@ class Trainer:
         self.model.train()
         start = time.perf_counter()
         batches = list(self.model.training_batches(self.dataset, self.cfg.batch_size, self._epoch_rng(self.epoch)))
-        total_loss, samples, skipped, in_a_row = 0.0, 0, 0, 0
+        total_loss, samples, skipped = 0.0, 0, 0
         bar = tqdm(batches, desc=f"epoch {self.epoch + 1}", leave=False, disable=None if self.cfg.progress else True)
         for batch in bar:
             batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
@@ -229,15 +231,15 @@ class Trainer:
                 norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm)
                 bad = None if torch.isfinite(norm) else f"gradient norm {norm.item()}"
             if bad is not None:
-                skipped, in_a_row = skipped + 1, in_a_row + 1
+                skipped, self.skipped_in_a_row = skipped + 1, self.skipped_in_a_row + 1
                 log.warning("epoch %d: %s, step skipped", self.epoch + 1, bad)
-                if in_a_row > self.cfg.max_skipped_steps:
+                if self.skipped_in_a_row > self.cfg.max_skipped_steps:
                     raise FloatingPointError(
-                        f"{bad} at epoch {self.epoch + 1}, {in_a_row} steps in a row (train.max_skipped_steps="
+                        f"{bad} at epoch {self.epoch + 1}, {self.skipped_in_a_row} steps in a row (train.max_skipped_steps="
                         f"{self.cfg.max_skipped_steps}): training diverged; lower train.lr"
                         + (" or use train.precision=fp32" if self.cfg.precision != "fp32" else ""))
                 continue
-            in_a_row = 0
+            self.skipped_in_a_row = 0
             self.optimizer.step()
             self.scheduler.step()
             size = self.model.batch_samples(batch)
