@@ -30,8 +30,7 @@ except ImportError:  # running from a checkout without `pip install -e .`
 
 from genrec.data import prepare_dataset  # noqa: E402
 from genrec.data.batching import pad_left  # noqa: E402
-from genrec.models import build_model  # noqa: E402
-from genrec.pipeline import load_experiment, resolve_device  # noqa: E402
+from genrec.pipeline import build_experiment_model, load_experiment, resolve_device  # noqa: E402
 from genrec.training.trainer import autocast  # noqa: E402
 
 
@@ -107,8 +106,11 @@ def main() -> int:
     for name in args.configs:
         cfg = load_experiment(ROOT / "configs" / args.dataset / f"{name}.yaml", args.set)
         dataset = prepare_dataset(cfg.data)
+        # The experiment's own model: a behaviour config gets its behaviour-aware codes (its
+        # ID-model stage is trained first when not cached), not text codes.
         torch.manual_seed(0)
-        model = build_model(cfg.model.name, cfg.model.params, dataset).to(device)
+        model, _ = build_experiment_model(cfg, dataset)
+        model = model.to(device)
         entry = {"batch_size": cfg.train.batch_size, "precision": cfg.train.precision}
         entry.update(time_training(model, dataset, cfg.train.batch_size, steps, warmup, device,
                                    cfg.train.precision))

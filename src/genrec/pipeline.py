@@ -161,7 +161,7 @@ def setup(cfg: ExperimentConfig, out_dir: str | Path | None) -> Run:
     if device.type == "cuda":  # TF32 tensor cores for fp32 matrix products (Ampere and newer)
         torch.set_float32_matmul_precision("high")
     dataset = prepare_dataset(cfg.data)
-    model, stages = _build_model(cfg, dataset)
+    model, stages = build_experiment_model(cfg, dataset)
     out = Path(out_dir) if out_dir else default_run_dir(cfg)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(cfg.to_yaml(), out / "config.yaml")
@@ -171,7 +171,7 @@ def setup(cfg: ExperimentConfig, out_dir: str | Path | None) -> Run:
     return Run(cfg, dataset, model, out, device, stages)
 
 
-def _build_model(cfg: ExperimentConfig, dataset: SequenceDataset) -> tuple[Recommender, dict]:
+def build_experiment_model(cfg: ExperimentConfig, dataset: SequenceDataset) -> tuple[Recommender, dict]:
     """The experiment's model; with behaviour.weight > 0 its tokenizer is fitted on text +
     behaviour vectors first (then the seed is set again, so the model starts as without them)."""
     if not cfg.behaviour.weight:
@@ -255,7 +255,7 @@ def load_run(run_dir: str | Path, device: str | None = None) -> Run:
         tokenizer = load_tokenizer(run_dir / TOKENIZER_DIR)
         run.model = build_model(cfg.model.name, cfg.model.params, run.dataset, tokenizer=tokenizer)
     else:  # folders written before the run kept its tokenizer: rebuilt from the caches
-        run.model, run.stages = _build_model(cfg, run.dataset)
+        run.model, run.stages = build_experiment_model(cfg, run.dataset)
     run.model.to(run.device)
     weights = run_dir / BEST
     if not weights.is_file():
