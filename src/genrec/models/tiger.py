@@ -313,7 +313,7 @@ class TIGER(Recommender):
 
         With `causal_encoder`, a position sees the user token and the positions of its own and
         earlier items only (padding aside)."""
-        batch, length = tokens.shape[:2]
+        length = tokens.shape[1]
         x = self.token_embedding(tokens)
         if tokens.dim() == 3:  # pooled: the sum of an item's code embeddings, unit variance
             present = tokens != PAD
