@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from genrec.config import ConfigError
+from genrec.data import prepare_dataset
 from genrec.models import build_model
 from genrec.tokenizers import build_tokenizer
 from genrec.pipeline import evaluate, experiment_from_dict, load_run, run_experiment, setup
@@ -41,9 +42,13 @@ def test_join_embeddings_puts_each_part_on_its_sphere():
         join_embeddings(text, extra[:3], 1.0)
 
 
-def test_behaviour_vectors_train_once_and_change_the_codes(tmp_path):
+def test_behaviour_vectors_train_once_and_change_the_codes(tmp_path, monkeypatch):
     cfg = experiment()
+    loads = []
+    monkeypatch.setattr("genrec.pipeline.prepare_dataset",
+                        lambda data, _load=prepare_dataset: loads.append(data) or _load(data))
     run = setup(cfg, tmp_path / "run")
+    assert len(loads) == 1  # the behaviour stage trains on the run's dataset, not a second load
     stage = run.stages["behaviour"]
     assert stage["cache_hit"] is False and stage["train"]["epochs_run"] == 2 and stage["seconds"] > 0
     vectors = np.load(f"{stage['folder']}/item_embeddings.npy")

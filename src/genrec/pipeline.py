@@ -153,14 +153,16 @@ class Run:
         return Evaluator(self.config.eval, self.dataset)
 
 
-def setup(cfg: ExperimentConfig, out_dir: str | Path | None) -> Run:
+def setup(cfg: ExperimentConfig, out_dir: str | Path | None, dataset: SequenceDataset | None = None) -> Run:
+    """Seeds, device, data (`dataset` when the caller already loaded cfg.data) and the model."""
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     seed_everything(cfg.seed)
     device = resolve_device(cfg.device)
     if device.type == "cuda":  # TF32 tensor cores for fp32 matrix products (Ampere and newer)
         torch.set_float32_matmul_precision("high")
-    dataset = prepare_dataset(cfg.data)
+    if dataset is None:
+        dataset = prepare_dataset(cfg.data)
     model, stages = build_experiment_model(cfg, dataset)
     out = Path(out_dir) if out_dir else default_run_dir(cfg)
     out.mkdir(parents=True, exist_ok=True)
@@ -199,7 +201,7 @@ def behaviour_vectors(cfg: ExperimentConfig, dataset: SequenceDataset) -> tuple[
     stage = {"key": key, "folder": str(folder), "model": sub.model.name, "cache_hit": path.is_file()}
     if not path.is_file():
         log.info("behaviour stage: training %s for the tokenizer's behaviour vectors in %s", sub.model.name, folder)
-        run = setup(sub, folder)
+        run = setup(sub, folder, dataset)  # sub.data is cfg.data: the same dataset
         stage["train"] = train(run, resume=True)
         atomic_save(run.model.item_embeddings()[1:].float().cpu().numpy(), path)
     return np.load(path), stage

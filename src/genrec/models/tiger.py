@@ -315,7 +315,7 @@ class TIGER(Recommender):
         earlier items only (padding aside)."""
         length = tokens.shape[1]
         x = self.token_embedding(tokens)
-        if tokens.dim() == 3:  # pooled: the sum of an item's code embeddings, unit variance
+        if self.config.pool_history_codes:  # (B, S, L): the sum of an item's code embeddings, unit variance
             present = tokens != PAD
             x = (x * present[..., None]).sum(dim=2) * tokens.shape[2] ** -0.5
             visible_key = present.any(dim=2)
