@@ -110,3 +110,17 @@ def test_new_items_without_behaviour_get_codes_from_their_text():
     assert len({tuple(c) for c in np.asarray(tok.codes).tolist()}) == 203  # still one ID per item
     with pytest.raises(ValueError, match="dimension 8, the tokenizer was fitted on 12"):
         tok.add_items(new_text)  # text alone is not the space the codes were fitted in
+
+
+def test_a_fixed_behaviour_seed_shares_the_stage_across_experiment_seeds(tmp_path):
+    def stage(seed, behaviour_seed):
+        cfg = experiment()
+        cfg.seed, cfg.behaviour.seed = seed, behaviour_seed
+        return setup(cfg, tmp_path / f"run-{seed}-{behaviour_seed}").stages["behaviour"]
+
+    first = stage(1, 7)
+    assert first["cache_hit"] is False
+    again = stage(2, 7)  # another generator seed, the same ID model and codes
+    assert again["cache_hit"] is True and again["key"] == first["key"]
+    assert stage(7, None)["key"] == first["key"]  # None = the experiment's seed
+    assert stage(2, None)["key"] != first["key"]

@@ -53,6 +53,9 @@ class BehaviourConfig:
     model: dict = field(default_factory=lambda: {"name": "sasrec"})  # name + parameters, as `model:`
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)  # its validation (early stopping) settings
+    # The ID model's seed; None = the experiment's. Fix it to vary the generator's seed alone on
+    # the same codes (the stage is cached by it).
+    seed: int | None = None
 
 
 @dataclass
@@ -192,10 +195,11 @@ def behaviour_vectors(cfg: ExperimentConfig, dataset: SequenceDataset) -> tuple[
     """(num_items x d) item embeddings of the behaviour ID model (row r = item r + 1), trained on
     the first call and cached under cache_root()/behaviour/ by dataset and config hash."""
     b = cfg.behaviour
+    seed = cfg.seed if b.seed is None else b.seed
     sub = ExperimentConfig(data=cfg.data, model=_model_spec(b.model, "behaviour.model"), train=b.train,
-                           eval=b.eval, seed=cfg.seed, device=cfg.device, threads=cfg.threads, name="behaviour")
+                           eval=b.eval, seed=seed, device=cfg.device, threads=cfg.threads, name="behaviour")
     key = config_hash({"dataset": dataset.fingerprint, "model": sub.model, "train": b.train, "eval": b.eval,
-                       "seed": cfg.seed})
+                       "seed": seed})
     folder = cache_root() / "behaviour" / f"{dataset.name}-{key}"
     path = folder / "item_embeddings.npy"
     stage = {"key": key, "folder": str(folder), "model": sub.model.name, "cache_hit": path.is_file()}
