@@ -206,6 +206,28 @@ def test_window_loss_equals_the_per_prefix_loss_with_a_causal_encoder(small, tok
     assert sum(int((b["window"][:, :-1] > 0).sum()) for b in batches) == int(np.maximum(ends - starts - 1, 0).sum())
 
 
+@pytest.mark.parametrize("causal", [False, True])
+def test_attention_runs_in_fp32_inside_a_bf16_step(small, tokenizer, causal, monkeypatch):
+    """CUDA's fused bf16 attention made training diverge (docs/results.md), so every attention
+    product gets fp32 inputs under bf16 autocast, while the linear layers around it stay bf16."""
+    seen = []
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+
+    def recording(q, k, v, attn_mask=None, **kw):
+        seen.append({q.dtype, k.dtype, v.dtype, attn_mask.dtype, torch.is_autocast_enabled("cpu")})
+        return sdpa(q, k, v, attn_mask=attn_mask, **kw)
+
+    monkeypatch.setattr(genrec.models.tiger.F, "scaled_dot_product_attention", recording)
+    model = tiny_tiger(small, tokenizer, causal_encoder=causal)
+    batch = next(iter(model.training_batches(small, 16, np.random.default_rng(0))))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = model.calculate_loss(batch)
+        projected = model.decoder[0].self_attn.o(torch.ones(2, model.config.num_heads * model.config.head_dim))
+    assert projected.dtype == torch.bfloat16 and torch.isfinite(loss)
+    assert len(seen) == model.config.encoder_layers + 2 * model.config.decoder_layers
+    assert all(kinds == {torch.float32, False} for kinds in seen)
+
+
 @pytest.mark.parametrize("pool", [False, True])
 def test_causal_encoder_beam_search_ignores_left_padding(small, tokenizer, pool):
     model = tiny_tiger(small, tokenizer, causal_encoder=True, pool_history_codes=pool).eval()

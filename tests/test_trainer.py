@@ -1,5 +1,6 @@
 import json
 import math
+import re
 
 import numpy as np
 import pytest
@@ -72,6 +73,26 @@ def test_run_writes_metrics_and_reloads(tmp_path):
     assert summary["peak_memory_mb"] > 0 and summary["mean_epoch_seconds"] > 0
     run = load_run(tmp_path)
     assert run.model.training is False and run.config.model.params["hidden_size"] == 16
+
+
+def test_weights_that_do_not_fit_the_config_fail_with_the_file_named(tmp_path):
+    run_experiment(tiny_config(epochs=1), tmp_path)
+    best = torch.load(tmp_path / "best.pt", weights_only=True)
+    missing = next(iter(best))
+    torch.save({k: v for k, v in best.items() if k != missing}, tmp_path / "best.pt")
+    with pytest.raises(ValueError, match=rf"best\.pt: .*1 missing parameter\(s\), e\.g\. {re.escape(missing)}"):
+        load_run(tmp_path)
+    # a config whose sizes differ from the saved weights': the shapes are named, not a torch traceback
+    torch.save(best, tmp_path / "best.pt")
+    config = (tmp_path / "config.yaml").read_text()
+    (tmp_path / "config.yaml").write_text(config.replace("hidden_size: 16", "hidden_size: 24"))
+    with pytest.raises(ValueError, match=r"best\.pt: .*size mismatch for"):
+        load_run(tmp_path)
+    # resuming from such a checkpoint fails the same way
+    wider = tiny_config(epochs=1)
+    wider.model.params["hidden_size"] = 24
+    with pytest.raises(ValueError, match=r"checkpoint\.pt: .*size mismatch for"):
+        train(setup(wider, tmp_path), resume=True)
 
 
 def test_lr_schedule_warmup_and_decay():

@@ -27,7 +27,7 @@ from .models import MODELS, Recommender, build_model
 from .training import TrainConfig, Trainer
 from .tokenizers import load_tokenizer
 from .tokenizers.workflow import cached_tokenizer
-from .training.checkpoint import atomic_save, atomic_write_text, seed_everything
+from .training.checkpoint import atomic_save, atomic_write_text, load_weights, seed_everything
 from .training.trainer import BEST, peak_memory_mb
 
 log = logging.getLogger(__name__)
@@ -266,7 +266,7 @@ def load_run(run_dir: str | Path, device: str | None = None) -> Run:
     weights = run_dir / BEST
     if not weights.is_file():
         raise FileNotFoundError(f"{weights} not found: train the model first (genrec train / genrec run)")
-    run.model.load_state_dict(torch.load(weights, map_location=run.device, weights_only=True))
+    load_weights(run.model, torch.load(weights, map_location=run.device, weights_only=True), weights)
     run.model.eval()
     return run
 

@@ -143,8 +143,12 @@ class Attention(nn.Module):
     def attend(self, x: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
         """`bias`: additive (position bias + mask), broadcastable to (B, h, T, S)."""
         q = self._split(self.q(x))
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype), scale=1.0,
-                                           dropout_p=self.dropout if self.training else 0.0)
+        # Always fp32, also inside a bf16 autocast step: CUDA's fused bf16 kernel made training
+        # diverge on these unscaled logits, fp32 or the reference kernel did not (docs/results.md);
+        # on the CPU it costs no time.
+        with torch.autocast(x.device.type, enabled=False):
+            y = F.scaled_dot_product_attention(q.float(), k.float(), v.float(), attn_mask=bias.float(), scale=1.0,
+                                               dropout_p=self.dropout if self.training else 0.0)
         return self.o(y.transpose(1, 2).reshape(x.shape[0], x.shape[1], -1))
 
 

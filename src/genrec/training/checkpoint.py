@@ -37,6 +37,24 @@ def atomic_write_text(text: str, path: str | Path) -> None:
     os.replace(tmp, path)
 
 
+def load_weights(model: torch.nn.Module, state: dict, source: str | Path) -> None:
+    """model.load_state_dict(state), failing with one line that names `source` when the saved
+    weights are not this model's (another architecture, or a file written by an older genrec)."""
+    try:
+        result = model.load_state_dict(state, strict=False)
+        problems = [f"{len(keys)} {kind} parameter(s), e.g. {', '.join(keys[:3])}"
+                    for kind, keys in (("missing", result.missing_keys), ("unexpected", result.unexpected_keys))
+                    if keys]
+    except RuntimeError as exc:  # shapes differ: torch lists one "size mismatch for ..." line per tensor
+        problems = [line.strip().rstrip(".") for line in str(exc).splitlines() if "size mismatch" in line][:3]
+        if not problems:
+            raise
+    if problems:
+        raise ValueError(f"{source}: the saved weights do not fit the {type(model).__name__} that its config "
+                         f"builds ({'; '.join(problems)}); written by another genrec version or config? "
+                         "Train it again")
+
+
 def rng_state() -> dict:
     state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
     if torch.cuda.is_available():

@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from ..data.dataset import SequenceDataset
 from ..evaluation.evaluator import Evaluator
 from ..models.base import Recommender
-from .checkpoint import atomic_save, atomic_write_text, rng_state, set_rng_state
+from .checkpoint import atomic_save, atomic_write_text, load_weights, rng_state, set_rng_state
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +150,7 @@ class Trainer:
         if not path.is_file():
             return False
         state = torch.load(path, map_location=self.device, weights_only=False)
-        self.model.load_state_dict(state["model"])
+        load_weights(self.model, state["model"], path)
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.epoch, self.best_value = state["epoch"], state["best_value"]
@@ -164,7 +164,7 @@ class Trainer:
     def load_best(self) -> None:
         path = self.out_dir / BEST
         if path.is_file():
-            self.model.load_state_dict(torch.load(path, map_location=self.device, weights_only=True))
+            load_weights(self.model, torch.load(path, map_location=self.device, weights_only=True), path)
 
     # -- the loop ------------------------------------------------------------------------
     def fit(self) -> dict:
