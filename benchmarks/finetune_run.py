@@ -29,7 +29,7 @@ try:
 except ImportError:  # running from a checkout without `pip install -e .`
     sys.path.insert(0, str(ROOT / "src"))
 
-from genrec.pipeline import load_run  # noqa: E402
+from genrec.pipeline import evaluate as evaluate_run, load_run  # noqa: E402
 from genrec.training import TrainConfig, Trainer  # noqa: E402
 
 METRICS = ("recall@5", "ndcg@5", "recall@10", "ndcg@10")
@@ -55,14 +55,14 @@ def main() -> None:
         sys.exit(f"{args.run_dir} holds a {run.config.model.name} model; this benchmark fine-tunes TIGER runs")
     if run.device.type == "cuda":
         torch.set_float32_matmul_precision("high")
+    run.config.train.progress = False  # no bars in evaluate_run
     result = {"run_dir": args.run_dir, "args": vars(args), "machine": platform.platform(),
               "device": torch.cuda.get_device_name(run.device) if run.device.type == "cuda" else "cpu",
               "torch": torch.__version__}
 
     def evaluate(stage: str) -> None:
         start = time.perf_counter()
-        metrics = {split: run.evaluator.evaluate(run.model, split, run.device, progress=False)
-                   for split in ("valid", "test")}
+        metrics = evaluate_run(run)  # valid and test, full
         result[stage] = {split: {k: round(m[k], 4) for k in METRICS} for split, m in metrics.items()}
         result[stage]["seconds"] = round(time.perf_counter() - start, 1)
         print(f"{stage:>16}  " + "  ".join(f"{split} {k} {result[stage][split][k]:.4f}"
