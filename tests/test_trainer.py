@@ -115,6 +115,28 @@ def test_time_limit_stops_after_a_validated_epoch(tmp_path):
     assert resumed["epochs_run"] == 1 and resumed["stopped_by_time_limit"]
 
 
+def test_stop_after_epoch_runs_the_start_of_the_schedule_and_resume_finishes_it(tmp_path):
+    straight = tmp_path / "straight"
+    train(setup(tiny_config(epochs=3, eval_every=5), straight))
+    probe = tmp_path / "probe"
+    summary = train(setup(tiny_config(epochs=3, eval_every=5, stop_after_epoch=2), probe))
+    log = [json.loads(line) for line in (probe / "log.jsonl").read_text().splitlines()]
+    straight_log = [json.loads(line) for line in (straight / "log.jsonl").read_text().splitlines()]
+    assert summary["epochs_run"] == 2 and not summary["stopped_early"]
+    assert "valid" in log[-1] and (probe / "best.pt").is_file()  # the stopping epoch is validated
+    # the learning rate is where the 3-epoch schedule has it after epoch 2, not decayed to its end
+    assert log[-1]["lr"] == straight_log[1]["lr"] > straight_log[-1]["lr"]
+    resumed = train(setup(tiny_config(epochs=3, eval_every=5), probe), resume=True)
+    assert resumed["epochs_run"] == 3
+    a, b = weights(straight), weights(probe)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_negative_stop_after_epoch_is_a_clear_error():
+    with pytest.raises(ValueError, match="train.stop_after_epoch must be >= 0"):
+        tiny_config(stop_after_epoch=-1)
+
+
 def test_bf16_precision_trains_under_autocast_with_fp32_weights(tmp_path, monkeypatch):
     from genrec.models.sasrec import SASRec
     seen = []

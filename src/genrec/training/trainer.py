@@ -62,6 +62,10 @@ class TrainConfig:
     # Wall-clock budget (training + validation, resumed runs included); 0 = none. The epoch
     # that crosses it is validated and is the last one.
     time_limit_minutes: float = 0.0
+    # Stop after this epoch of the `epochs`-long schedule (0 = run it all): a probe of a long
+    # schedule's start, its learning rate where the full run would have it. The epoch is
+    # validated; `--resume` without it continues the same schedule.
+    stop_after_epoch: int = 0
     progress: bool = True
     tensorboard: bool = True
 
@@ -75,6 +79,8 @@ class TrainConfig:
             raise ValueError(f"train.valid_metric {self.valid_metric!r} is not recall@K or ndcg@K")
         if self.valid_ks is not None and self.valid_k not in self.valid_ks:
             raise ValueError(f"train.valid_metric {self.valid_metric!r} needs {k} in train.valid_ks {self.valid_ks}")
+        if self.stop_after_epoch < 0:
+            raise ValueError(f"train.stop_after_epoch must be >= 0 (0 = the whole schedule), got {self.stop_after_epoch}")
 
     @property
     def valid_k(self) -> int:
@@ -168,7 +174,8 @@ class Trainer:
 
     # -- the loop ------------------------------------------------------------------------
     def fit(self) -> dict:
-        """Trains until `epochs` or early stopping; leaves the best weights loaded."""
+        """Trains until `epochs` (or `stop_after_epoch`), early stopping or the time limit; leaves
+        the best weights loaded."""
         self.out_dir.mkdir(parents=True, exist_ok=True)
         writer = self._tensorboard()
         log_path = self.out_dir / "log.jsonl"
@@ -176,12 +183,13 @@ class Trainer:
         limit = self.cfg.time_limit_minutes * 60
         # A run resumed after its budget was spent trains no further.
         out_of_time = limit > 0 and self._elapsed_seconds() >= limit
-        while self.epoch < self.cfg.epochs and not stopped and not out_of_time:
+        last_epoch = min(self.cfg.epochs, self.cfg.stop_after_epoch or self.cfg.epochs)
+        while self.epoch < last_epoch and not stopped and not out_of_time:
             start = time.perf_counter()
             before = self._elapsed_seconds()
             record = self._train_epoch()
             out_of_time = limit > 0 and before + record["epoch_seconds"] >= limit
-            if (self.epoch + 1) % self.cfg.eval_every == 0 or self.epoch + 1 == self.cfg.epochs or out_of_time:
+            if (self.epoch + 1) % self.cfg.eval_every == 0 or self.epoch + 1 == last_epoch or out_of_time:
                 valid = self.evaluator.evaluate(self.model, "valid", self.device, progress=self.cfg.progress,
                                                 max_users=self.cfg.valid_users, ks=self.valid_ks)
                 record["valid"] = valid
