@@ -124,6 +124,12 @@ def additive_mask(visible: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return torch.zeros(visible.shape, dtype=dtype, device=visible.device).masked_fill(~visible, torch.finfo(dtype).min)
 
 
+def cross_attention_bias(visible_key: torch.Tensor) -> torch.Tensor:
+    """(B, S) encoder positions a decoder may attend to -> the additive bias (B, 1, 1, S) every
+    decoder query of a user shares (fp32: attention runs in fp32, `Attention.attend`)."""
+    return additive_mask(visible_key[:, None, None], torch.float32)
+
+
 class Attention(nn.Module):
     """T5 attention: no biases, no 1/sqrt(d) scaling (the initialisation accounts for it)."""
 
@@ -421,7 +427,7 @@ class TIGER(Recommender):
             return self._window_loss(batch["window"], batch.get("users"))
         memory, visible = self.encode(self.encoder_tokens(batch["history"], batch.get("users")))
         codes = self.item_codes[batch["targets"]]  # (B, L)
-        states, _ = self.decode(self._teacher_inputs(codes), memory, additive_mask(visible[:, None, None], torch.float32))
+        states, _ = self.decode(self._teacher_inputs(codes), memory, cross_attention_bias(visible))
         return F.cross_entropy(self.logits(states).flatten(0, 1), self.code_tokens(codes).flatten())
 
     def _window_loss(self, window: torch.Tensor, users: torch.Tensor | None) -> torch.Tensor:
@@ -463,7 +469,7 @@ class TIGER(Recommender):
         so an item's score is its log-probability under the model."""
         trie = self.trie.to(history.device)
         memory, visible = self.encode(self.encoder_tokens(history, users))
-        memory_bias = additive_mask(visible[:, None, None], torch.float32)
+        cross_bias = cross_attention_bias(visible)
         batch = history.shape[0]
         beams = max(self.config.beam_size, k)
         device = history.device
@@ -477,9 +483,9 @@ class TIGER(Recommender):
         user_rows = torch.arange(batch, device=device)[:, None]
         for level in range(self.num_levels):
             if use_cache:
-                states, caches = self.decode(tokens[:, -1:], memory, memory_bias, start=level, caches=caches)
+                states, caches = self.decode(tokens[:, -1:], memory, cross_bias, start=level, caches=caches)
             else:
-                states, _ = self.decode(tokens, memory, memory_bias)
+                states, _ = self.decode(tokens, memory, cross_bias)
             logp = torch.log_softmax(self.logits(states[:, -1]).float(), dim=-1)
             begin = self.level_offsets[level]
             allowed, child = trie.step(level, prefix)
