@@ -115,7 +115,7 @@ def test_beam_search_returns_distinct_valid_items_and_matches_uncached_decoder(s
     assert all(len(set(row)) == len(row) for row in fast.tolist())
     assert (fast_scores[:, :-1] >= fast_scores[:, 1:]).all()  # ranked by log-probability
     # Scores are the sum of the per-level log-probabilities (softmax over the whole vocabulary)
-    # of the returned codes.
+    # of the returned codes, as teacher forcing computes them; item 0 (none) gets -inf.
     codes = model.item_codes[fast[0, 3]][None]  # (1, L), the user's 4th item
     assert model.trie.lookup(codes).item() == fast[0, 3].item()
     with torch.no_grad():
@@ -125,10 +125,35 @@ def test_beam_search_returns_distinct_valid_items_and_matches_uncached_decoder(s
         logp = torch.log_softmax(model.logits(states), -1)[0]
     total = sum(logp[level, tok].item() for level, tok in enumerate(model.code_tokens(codes)[0].tolist()))
     assert total == pytest.approx(fast_scores[0, 3].item(), abs=1e-4)
+    candidates = torch.cat([fast, torch.zeros_like(fast[:, :1])], dim=1)
+    per_level = model.code_log_probs(history, candidates, users)
+    assert per_level.shape == (*candidates.shape, model.num_levels)
+    torch.testing.assert_close(per_level[:, :-1].sum(-1), fast_scores, atol=1e-4, rtol=0)
+    assert torch.isinf(per_level[:, -1]).all()
     # Asking for more items than beam_size widens the beam; every item is reachable.
     everything, scores = model.beam_search(history[:2], small.num_items + 5)
     assert sorted(everything[0, :small.num_items].tolist()) == list(range(1, small.num_items + 1))
     assert (everything[:, small.num_items:] == 0).all() and torch.isinf(scores[:, small.num_items:]).all()
+
+
+def test_renormalized_beam_scores_are_a_distribution_over_the_items(small, tokenizer):
+    """Renormalised at every step, the scores of all items sum to one per user; the whole-vocabulary
+    scores sum to less (mass on invalid tokens) and rank the items differently."""
+    history = _histories(small, n=4)
+    ranked = {}
+    for scoring in ("vocabulary", "renormalized"):
+        model = tiny_tiger(small, tokenizer, beam_scoring=scoring).eval()
+        with torch.no_grad():
+            model.token_embedding.weight.mul_(4.0)
+        items, scores = model.beam_search(history, small.num_items)
+        assert sorted(items[0].tolist()) == list(range(1, small.num_items + 1))
+        ranked[scoring] = items
+        total = scores.exp().sum(dim=1)
+        if scoring == "renormalized":
+            torch.testing.assert_close(total, torch.ones_like(total))
+        else:
+            assert (total < 0.99).all()
+    assert not torch.equal(ranked["vocabulary"], ranked["renormalized"])
 
 
 def test_beam_search_ignores_left_padding(small, tokenizer):
@@ -294,7 +319,8 @@ def test_recommend_shows_semantic_ids(small, tokenizer, tmp_path):
     ({"tokenizer": "rqkmeanz"}, "model.tokenizer: 'rqkmeanz'"),
     ({"tokenizer": "rqkmeans", "tokenizer_params": {"steps": 10}}, "model.tokenizer_params.steps"),
     ({"activation": "swish"}, "model.activation: 'swish'"),
+    ({"beam_scoring": "normalised"}, "model.beam_scoring: 'normalised'"),
 ])
-def test_bad_tokenizer_or_activation_is_named_when_the_config_is_read(changes, message):
+def test_bad_model_options_are_named_when_the_config_is_read(changes, message):
     with pytest.raises(ValueError, match=message):
         TIGERConfig(**changes)

@@ -50,6 +50,7 @@ PAD, BOS, SPECIAL = 0, 1, 2
 # Multiplier of the user-id hash (a large odd constant: spreads consecutive ids over the buckets).
 _USER_HASH = 0x9E3779B1
 _ACTIVATIONS = {"relu": F.relu, "gelu": F.gelu}
+BEAM_SCORINGS = ("vocabulary", "renormalized")
 
 
 @dataclass
@@ -73,10 +74,17 @@ class TIGERConfig:
     # True (not in the paper): a history item is one encoder position, the sum of its code
     # tokens' embeddings, so the encoder reads L times fewer positions.
     pool_history_codes: bool = False
+    # How beam search scores a code: "vocabulary" = its log-probability under the softmax over
+    # the whole vocabulary (what Hugging Face's constrained generate computes); "renormalized" =
+    # the softmax over only the codes the trie allows after that prefix (the model conditioned
+    # on the ID being valid).
+    beam_scoring: str = "vocabulary"
 
     def __post_init__(self):
         if self.activation not in _ACTIVATIONS:
             raise ValueError(f"model.activation: '{self.activation}' is not one of {sorted(_ACTIVATIONS)}")
+        if self.beam_scoring not in BEAM_SCORINGS:
+            raise ValueError(f"model.beam_scoring: '{self.beam_scoring}' is not one of {list(BEAM_SCORINGS)}")
         # Checked here so a typo fails when the config is read, not after the text embeddings.
         if self.tokenizer not in TOKENIZERS:
             raise ValueError(f"model.tokenizer: '{self.tokenizer}' is not one of {TOKENIZERS.names()}")
@@ -462,11 +470,12 @@ class TIGER(Recommender):
     @torch.no_grad()
     def beam_search(self, history: torch.Tensor, k: int, users: torch.Tensor | None = None,
                     use_cache: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-        """(items (B, k), their log-probabilities (B, k), -inf where no item).
+        """(items (B, k), their scores (B, k), -inf where no item).
 
-        A step's log-probabilities are the softmax over the whole vocabulary with disallowed
-        tokens then removed (not renormalised), as Hugging Face's constrained `generate` does,
-        so an item's score is its log-probability under the model."""
+        With `beam_scoring: vocabulary` a step's log-probabilities are the softmax over the
+        whole vocabulary with disallowed tokens then removed (not renormalised), as Hugging
+        Face's constrained `generate` does, so an item's score is its log-probability under the
+        model; with `renormalized` each step's softmax runs over the allowed codes only."""
         trie = self.trie.to(history.device)
         memory, visible = self.encode(self.encoder_tokens(history, users))
         cross_bias = cross_attention_bias(visible)
@@ -490,6 +499,8 @@ class TIGER(Recommender):
             begin = self.level_offsets[level]
             allowed, child = trie.step(level, prefix)
             logp = logp[:, begin:begin + allowed.shape[1]].masked_fill(~allowed, -torch.inf)
+            if self.config.beam_scoring == "renormalized":
+                logp = logp - logp.logsumexp(dim=-1, keepdim=True)
             size = logp.shape[1]
             total = (scores.reshape(-1, 1) + logp).reshape(batch, width * size)
             if total.shape[1] < beams:  # fewer candidates than beams: the rest are dead (-inf)
@@ -506,6 +517,20 @@ class TIGER(Recommender):
         items = prefix.reshape(batch, beams)
         items = torch.where(torch.isfinite(scores), items, torch.zeros_like(items))
         return items[:, :k], scores[:, :k]
+
+    @torch.no_grad()
+    def code_log_probs(self, history: torch.Tensor, items: torch.Tensor,
+                       users: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, G, L) per-level log-probabilities (softmax over the whole vocabulary) of G given
+        items per user, by teacher forcing; their sum over L is the item's `vocabulary` beam
+        score. -inf rows for item 0 (no item). For re-ranking and score analyses."""
+        memory, visible = self.encode(self.encoder_tokens(history, users))
+        codes = self.item_codes[items]  # (B, G, L)
+        inputs = self._teacher_inputs(codes).reshape(-1, self.num_levels)
+        states, _ = self.decode(inputs, memory, cross_attention_bias(visible))
+        logp = torch.log_softmax(self.logits(states).float(), dim=-1)
+        picked = logp.gather(-1, self.code_tokens(codes).reshape(-1, self.num_levels, 1))[..., 0]
+        return picked.reshape(codes.shape).masked_fill((items == 0)[..., None], -torch.inf)
 
     # ---- Hugging Face export ------------------------------------------------------------
     def export_t5(self) -> tuple[dict, dict[str, torch.Tensor]]:
