@@ -16,23 +16,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
-import sys
-import time
 from pathlib import Path
 
 import torch
+from tiger_runs import headline_metrics, load_tiger_run, result_header
 
-ROOT = Path(__file__).resolve().parents[1]
-try:
-    import genrec  # noqa: F401
-except ImportError:  # running from a checkout without `pip install -e .`
-    sys.path.insert(0, str(ROOT / "src"))
-
-from genrec.pipeline import evaluate as evaluate_run, load_run  # noqa: E402
-from genrec.training import TrainConfig, Trainer  # noqa: E402
-
-METRICS = ("recall@5", "ndcg@5", "recall@10", "ndcg@10")
+from genrec.training import TrainConfig, Trainer
 
 
 def main() -> None:
@@ -50,21 +39,13 @@ def main() -> None:
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    run = load_run(args.run_dir, device=args.device)
-    if run.config.model.name != "tiger":
-        sys.exit(f"{args.run_dir} holds a {run.config.model.name} model; this benchmark fine-tunes TIGER runs")
+    run = load_tiger_run(args.run_dir, args.device, "fine-tunes TIGER runs")
     if run.device.type == "cuda":
         torch.set_float32_matmul_precision("high")
-    run.config.train.progress = False  # no bars in evaluate_run
-    result = {"run_dir": args.run_dir, "args": vars(args), "machine": platform.platform(),
-              "device": torch.cuda.get_device_name(run.device) if run.device.type == "cuda" else "cpu",
-              "torch": torch.__version__}
+    result = result_header(run, args)
 
     def evaluate(stage: str) -> None:
-        start = time.perf_counter()
-        metrics = evaluate_run(run)  # valid and test, full
-        result[stage] = {split: {k: round(m[k], 4) for k in METRICS} for split, m in metrics.items()}
-        result[stage]["seconds"] = round(time.perf_counter() - start, 1)
+        result[stage] = headline_metrics(run)  # valid and test, full
         print(f"{stage:>16}  " + "  ".join(f"{split} {k} {result[stage][split][k]:.4f}"
                                              for split in ("valid", "test") for k in ("recall@10", "ndcg@10")),
               flush=True)

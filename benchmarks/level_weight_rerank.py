@@ -17,26 +17,17 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import platform
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from tiger_runs import METRICS, load_tiger_run, result_header
 
-ROOT = Path(__file__).resolve().parents[1]
-try:
-    import genrec  # noqa: F401
-except ImportError:  # running from a checkout without `pip install -e .`
-    sys.path.insert(0, str(ROOT / "src"))
-
-from genrec.data.batching import pad_left  # noqa: E402
-from genrec.evaluation.metrics import metrics_from_ranks  # noqa: E402
-from genrec.pipeline import load_run  # noqa: E402
+from genrec.data.batching import pad_left
+from genrec.evaluation.metrics import metrics_from_ranks
 
 KS = (5, 10)
-METRICS = ("recall@5", "ndcg@5", "recall@10", "ndcg@10")
 TIE = 1e-4  # scores this close count as tied (teacher forcing and cached decoding differ by rounding)
 
 
@@ -82,12 +73,10 @@ def main() -> None:
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    run = load_run(args.run_dir, device="cpu")
-    if run.config.model.name != "tiger":
-        sys.exit(f"{args.run_dir} holds a {run.config.model.name} model; this probe re-ranks TIGER beams")
+    run = load_tiger_run(args.run_dir, "cpu", "re-ranks TIGER beams")
     levels = run.model.num_levels
     args.depth = args.depth or max(run.config.eval.ks)
-    result = {"run_dir": args.run_dir, "args": vars(args), "machine": platform.platform(), "torch": torch.__version__}
+    result = result_header(run, args)
     logp, at = {}, {}
     for split in ("valid", "test"):
         start = time.perf_counter()
