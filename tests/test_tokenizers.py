@@ -14,6 +14,7 @@ from genrec.tokenizers import (
     disambiguate,
     load_tokenizer,
 )
+from genrec.tokenizers.kmeans import capacity, capacity_assign, largest_share, nearest, residual_kmeans
 from genrec.tokenizers.rqvae import GRADIENT_ESTIMATORS, RotationTrick, StraightThrough
 
 FAST = {
@@ -252,6 +253,50 @@ def test_rqkmeans_joint_refinement_lowers_the_error():
         np.testing.assert_array_equal(tok.encode(x), codes[:, :3])
         errs[passes] = ((tok.reconstruct(x) - x) ** 2).mean()
     assert errs[5] < errs[0]
+
+
+def near_isotropic_with_exact_items(n=600, dim=64, exact=5):
+    """Residual-like data: isotropic noise plus a few rows already reconstructed exactly (zero).
+    Plain k-means puts a centroid on the zeros that then takes almost every row."""
+    x = np.random.default_rng(0).standard_normal((n, dim)).astype(np.float32)
+    x[:exact] = 0
+    return x
+
+
+def test_capacity_assign_keeps_the_limit_and_is_nearest_when_the_limit_is_loose():
+    x = clustered(n=300, dim=16, clusters=12)
+    centroids = x[:8]
+    np.testing.assert_array_equal(capacity_assign(x, centroids, len(x)), nearest(x, centroids)[0])
+    tight = capacity(len(x), 8, 1.0)
+    idx = capacity_assign(x, centroids, tight)
+    assert idx.min() >= 0 and np.bincount(idx, minlength=8).max() <= tight
+    with pytest.raises(ValueError, match="cannot hold"):
+        capacity_assign(x, centroids, tight - 2)
+
+
+def test_a_collapsed_level_is_named_and_a_cap_balances_it(caplog):
+    x = near_isotropic_with_exact_items()
+    with caplog.at_level("WARNING", logger="genrec.tokenizers.kmeans"):
+        _, plain = residual_kmeans(x, [16], seed=0)
+    assert largest_share(plain[:, 0]) > 0.5
+    assert "level 1 collapsed" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="genrec.tokenizers.kmeans"):
+        _, capped = residual_kmeans(x, [16], seed=0, cap=2.0)
+    assert np.bincount(capped[:, 0]).max() <= capacity(len(x), 16, 2.0)
+    assert "collapsed" not in caplog.text
+
+
+def test_rqkmeans_cap_holds_every_level_in_fitting_and_is_checked():
+    x = near_isotropic_with_exact_items()
+    tok = build_tokenizer("rqkmeans", {"codebook_sizes": [16, 16], "cap": 2.0})
+    codes = tok.fit(x)
+    for level in range(2):
+        assert np.bincount(tok.semantic_codes[:, level]).max() <= capacity(len(x), 16, 2.0)
+    assert len({tuple(c) for c in codes.tolist()}) == len(x)
+    assert tok.encode(x[:3]).shape == (3, 2)  # items added later: plain nearest centroid
+    with pytest.raises(ConfigError, match="cap"):
+        build_tokenizer("rqkmeans", {"cap": 0.5})
 
 
 def test_cost_is_the_rqvae_class_with_paper_defaults():

@@ -109,25 +109,105 @@ def kmeans(x: np.ndarray, k: int, *, niter: int = 20, seed: int = 0, init: str =
     return best
 
 
+def capacity(n: int, k: int, cap: float) -> int:
+    """Most points one of k clusters may hold under a cap of `cap` x the mean size n / k."""
+    return max(1, int(np.ceil(cap * n / k)))
+
+
+def capacity_assign(x: np.ndarray, centroids: np.ndarray, limit: int) -> np.ndarray:
+    """Nearest centroid per row of x with at most `limit` rows per centroid (needs limit x k >= n).
+
+    Rounds of proposals: every unassigned row proposes to its nearest centroid not yet tried;
+    each centroid keeps its closest proposers up to its free room and turns the rest away,
+    who try their next nearest. Greedy, not the optimal transport plan, but it keeps the
+    code's meaning (close rows share a code) while no code can swallow the catalogue.
+    """
+    n, k = x.shape[0], centroids.shape[0]
+    if limit * k < n:
+        raise ValueError(f"{k} clusters of at most {limit} points cannot hold {n} points")
+    x = np.asarray(x, dtype=np.float32)
+    c = np.asarray(centroids, dtype=np.float32)
+    dist = np.einsum("ij,ij->i", x, x)[:, None] - 2 * x @ c.T + np.einsum("ij,ij->i", c, c)[None, :]
+    preference = np.argsort(dist, axis=1, kind="stable")
+    tried = np.zeros(n, dtype=np.int64)
+    load = np.zeros(k, dtype=np.int64)
+    assign = np.full(n, -1, dtype=np.int64)
+    pending = np.arange(n)
+    while pending.size:
+        choice = preference[pending, tried[pending]]
+        order = np.lexsort((dist[pending, choice], choice))  # by centroid, then closest first
+        pending, choice = pending[order], choice[order]
+        first = np.searchsorted(choice, choice, side="left")
+        rank = np.arange(choice.size) - first  # place in its centroid's queue this round
+        accepted = rank < (limit - load[choice])
+        assign[pending[accepted]] = choice[accepted]
+        load += np.bincount(choice[accepted], minlength=k)
+        tried[pending[~accepted]] += 1
+        pending = pending[~accepted]
+    return assign
+
+
+def balanced_kmeans(x: np.ndarray, centroids: np.ndarray, limit: int, niter: int) -> np.ndarray:
+    """Lloyd iterations from `centroids` with capacity-limited assignment; returns the centroids."""
+    centroids = np.array(centroids, dtype=np.float32, copy=True)
+    for _ in range(niter):
+        idx = capacity_assign(x, centroids, limit)
+        counts = np.bincount(idx, minlength=len(centroids))
+        sums = np.zeros_like(centroids)
+        np.add.at(sums, idx, x)
+        used = counts > 0
+        centroids[used] = sums[used] / counts[used, None]
+    return centroids
+
+
+def largest_share(codes: np.ndarray) -> float:
+    """Share of the items that hold the most common code of a level."""
+    return float(np.bincount(codes).max() / len(codes))
+
+
+# A level whose most common code holds more than this share of the items has collapsed: its
+# codes say almost nothing, and the items it fails to split fall to the disambiguation digit.
+COLLAPSED_SHARE = 0.5
+
+
 def residual_kmeans(x: np.ndarray, sizes: list[int], *, niter: int = 20, seed: int = 0,
-                    init: str = "kmeans++", nredo: int = 1) -> tuple[list[np.ndarray], np.ndarray]:
-    """Residual k-means: one codebook per level on what the previous levels left. Returns (codebooks, codes)."""
+                    init: str = "kmeans++", nredo: int = 1,
+                    cap: float = 0.0) -> tuple[list[np.ndarray], np.ndarray]:
+    """Residual k-means: one codebook per level on what the previous levels left. Returns (codebooks, codes).
+
+    cap > 0 holds every code of a level to at most cap x (items / codebook size) items
+    (balanced k-means), for residuals where plain k-means puts one centroid near the origin
+    that takes almost every item and the others on single outliers.
+    """
     residual = np.array(x, dtype=np.float32, copy=True)
     codebooks, codes = [], []
     for level, k in enumerate(sizes):
         centroids = kmeans(residual, k, niter=niter, seed=seed + 1000 * level, init=init, nredo=nredo)
-        idx, _ = nearest(residual, centroids)
+        if cap > 0:
+            limit = capacity(len(residual), k, cap)
+            centroids = balanced_kmeans(residual, centroids, limit, niter)
+            idx = capacity_assign(residual, centroids, limit)
+        else:
+            idx, _ = nearest(residual, centroids)
+        share = largest_share(idx)
+        if share > COLLAPSED_SHARE:
+            log.warning("residual k-means level %d collapsed: one of its %d codes holds %.0f%% of the items; "
+                        "RQ-KMeans balances it with cap (docs/tokenizers.md)", level + 1, k, 100 * share)
         residual -= centroids[idx]
         codebooks.append(centroids)
         codes.append(idx)
     return codebooks, np.stack(codes, axis=1)
 
 
-def residual_encode(x: np.ndarray, codebooks: list[np.ndarray]) -> np.ndarray:
+def residual_encode(x: np.ndarray, codebooks: list[np.ndarray], limits: list[int] | None = None) -> np.ndarray:
+    """Codes level by level; `limits` (per level) assigns under capacity limits as in fitting."""
     residual = np.array(x, dtype=np.float32, copy=True)
     codes = []
-    for centroids in codebooks:
-        idx, _ = nearest(residual, centroids)
+    for level, centroids in enumerate(codebooks):
+        if limits is None:
+            idx, _ = nearest(residual, centroids)
+        else:
+            idx = capacity_assign(residual, centroids, limits[level])
         residual -= centroids[idx]
         codes.append(idx)
     return np.stack(codes, axis=1)
@@ -141,13 +221,14 @@ def residual_decode(codes: np.ndarray, codebooks: list[np.ndarray]) -> np.ndarra
 
 
 def refine_residual_codebooks(x: np.ndarray, codebooks: list[np.ndarray], codes: np.ndarray,
-                              iters: int) -> np.ndarray:
+                              iters: int, limits: list[int] | None = None) -> np.ndarray:
     """Joint refinement of greedy residual k-means; returns the new codes (codebooks change in place).
 
     Each pass moves every level's centroids to the mean of what the *other* levels leave of
     the items assigned to them (the least-squares optimum for fixed codes), then re-encodes
     greedily. Greedy level-by-level fitting never revisits level l once level l+1 exists;
-    this does, and lowers the quantisation error at a small cost.
+    this does, and lowers the quantisation error at a small cost. `limits` re-encodes under
+    the capacity limits the codes were fitted with.
     """
     x = np.asarray(x, dtype=np.float32)
     for _ in range(iters):
@@ -163,5 +244,5 @@ def refine_residual_codebooks(x: np.ndarray, codebooks: list[np.ndarray], codes:
             new[used] = (sums / counts[used, None]).astype(np.float32)
             recon += new[codes[:, level]] - book[codes[:, level]]
             codebooks[level] = new
-        codes = residual_encode(x, codebooks)
+        codes = residual_encode(x, codebooks, limits)
     return codes

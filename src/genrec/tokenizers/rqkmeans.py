@@ -6,8 +6,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..config import ConfigError
 from .base import TOKENIZERS, Tokenizer, TokenizerConfig, unit_rows
-from .kmeans import refine_residual_codebooks, residual_decode, residual_encode, residual_kmeans
+from .kmeans import capacity, refine_residual_codebooks, residual_decode, residual_encode, residual_kmeans
 
 
 @dataclass
@@ -20,6 +21,11 @@ class RQKMeansConfig(TokenizerConfig):
     # Passes of joint codebook refinement after the greedy level-by-level fit (0 = plain
     # residual k-means). On beauty 5 passes cut the quantisation error by ~3% for ~1.5 s.
     refine_iters: int = 5
+    # > 0: balanced k-means, each code of a level holds at most cap x (items / codebook size)
+    # items in fitting. Deep residuals of high-dimensional embeddings can be near-isotropic
+    # noise, where plain k-means collapses (one code takes most items; a warning names the
+    # level). Encoding items added later stays plain nearest-centroid. 0 = plain k-means.
+    cap: float = 0.0
 
 
 @TOKENIZERS.register("rqkmeans")
@@ -31,6 +37,9 @@ class RQKMeansTokenizer(Tokenizer):
 
     def __init__(self, config=None):
         super().__init__(config)
+        if self.config.cap and self.config.cap < 1:
+            raise ConfigError(f"cap: must be 0 (plain k-means) or >= 1 (codes cannot hold every item below the "
+                              f"mean size), got {self.config.cap}")
         self.codebooks: list[np.ndarray] = []
 
     def _prep(self, x: np.ndarray) -> np.ndarray:
@@ -42,9 +51,10 @@ class RQKMeansTokenizer(Tokenizer):
         c = self.config
         x = self._prep(x)
         self.codebooks, codes = residual_kmeans(x, list(c.codebook_sizes), niter=c.niter,
-                                                seed=c.seed, init=c.init, nredo=c.nredo)
+                                                seed=c.seed, init=c.init, nredo=c.nredo, cap=c.cap)
         if c.refine_iters > 0:
-            codes = refine_residual_codebooks(x, self.codebooks, codes, c.refine_iters)
+            limits = [capacity(len(x), k, c.cap) for k in c.codebook_sizes] if c.cap > 0 else None
+            codes = refine_residual_codebooks(x, self.codebooks, codes, c.refine_iters, limits)
         return codes
 
     def _encode(self, x):
