@@ -199,15 +199,15 @@ def residual_kmeans(x: np.ndarray, sizes: list[int], *, niter: int = 20, seed: i
     return codebooks, np.stack(codes, axis=1)
 
 
-def residual_encode(x: np.ndarray, codebooks: list[np.ndarray], limits: list[int] | None = None) -> np.ndarray:
-    """Codes level by level; `limits` (per level) assigns under capacity limits as in fitting."""
+def residual_encode(x: np.ndarray, codebooks: list[np.ndarray], cap: float = 0.0) -> np.ndarray:
+    """Codes level by level; cap > 0 assigns under the capacity limits of `residual_kmeans`."""
     residual = np.array(x, dtype=np.float32, copy=True)
     codes = []
-    for level, centroids in enumerate(codebooks):
-        if limits is None:
-            idx, _ = nearest(residual, centroids)
+    for centroids in codebooks:
+        if cap > 0:
+            idx = capacity_assign(residual, centroids, capacity(len(residual), len(centroids), cap))
         else:
-            idx = capacity_assign(residual, centroids, limits[level])
+            idx, _ = nearest(residual, centroids)
         residual -= centroids[idx]
         codes.append(idx)
     return np.stack(codes, axis=1)
@@ -221,14 +221,14 @@ def residual_decode(codes: np.ndarray, codebooks: list[np.ndarray]) -> np.ndarra
 
 
 def refine_residual_codebooks(x: np.ndarray, codebooks: list[np.ndarray], codes: np.ndarray,
-                              iters: int, limits: list[int] | None = None) -> np.ndarray:
+                              iters: int, cap: float = 0.0) -> np.ndarray:
     """Joint refinement of greedy residual k-means; returns the new codes (codebooks change in place).
 
     Each pass moves every level's centroids to the mean of what the *other* levels leave of
     the items assigned to them (the least-squares optimum for fixed codes), then re-encodes
     greedily. Greedy level-by-level fitting never revisits level l once level l+1 exists;
-    this does, and lowers the quantisation error at a small cost. `limits` re-encodes under
-    the capacity limits the codes were fitted with.
+    this does, and lowers the quantisation error at a small cost. `cap` re-encodes under the
+    capacity limits the codes were fitted with.
     """
     x = np.asarray(x, dtype=np.float32)
     for _ in range(iters):
@@ -244,5 +244,5 @@ def refine_residual_codebooks(x: np.ndarray, codebooks: list[np.ndarray], codes:
             new[used] = (sums / counts[used, None]).astype(np.float32)
             recon += new[codes[:, level]] - book[codes[:, level]]
             codebooks[level] = new
-        codes = residual_encode(x, codebooks, limits)
+        codes = residual_encode(x, codebooks, cap)
     return codes

@@ -8,7 +8,7 @@ import numpy as np
 
 from ..config import ConfigError
 from .base import TOKENIZERS, Tokenizer, TokenizerConfig, unit_rows
-from .kmeans import capacity, refine_residual_codebooks, residual_decode, residual_encode, residual_kmeans
+from .kmeans import refine_residual_codebooks, residual_decode, residual_encode, residual_kmeans
 
 
 @dataclass
@@ -53,8 +53,7 @@ class RQKMeansTokenizer(Tokenizer):
         self.codebooks, codes = residual_kmeans(x, list(c.codebook_sizes), niter=c.niter,
                                                 seed=c.seed, init=c.init, nredo=c.nredo, cap=c.cap)
         if c.refine_iters > 0:
-            limits = [capacity(len(x), k, c.cap) for k in c.codebook_sizes] if c.cap > 0 else None
-            codes = refine_residual_codebooks(x, self.codebooks, codes, c.refine_iters, limits)
+            codes = refine_residual_codebooks(x, self.codebooks, codes, c.refine_iters, c.cap)
         return codes
 
     def _encode(self, x):
