@@ -79,16 +79,16 @@ def main() -> int:
         parser.error(f"not a finished `genrec run` folder (no {BEST}): {', '.join(missing)}")
     torch.set_num_threads(args.threads)
     runs = [load_run(d, device="cpu") for d in args.run_dirs]  # every check before the minutes of decoding
-    for run_dir, run in zip(args.run_dirs, runs):
+    depths = [max(run.config.eval.ks) for run in runs]  # as deep as each run's own evaluation decoded
+    for run_dir, run, depth in zip(args.run_dirs, runs, depths):
         if run.dataset.fingerprint != runs[0].dataset.fingerprint:
             parser.error(f"{run_dir} holds another dataset than {args.run_dirs[0]}; pairing needs the same users")
-        # A ranked model decodes as deep as its own evaluation did; a target below that depth is a miss.
-        if run.model.output == "ranked" and k > max(run.config.eval.ks):
-            parser.error(f"{run_dir} decodes its top {max(run.config.eval.ks)} items (eval.ks); {metric} needs {k}")
+        # A ranked model's target below its decode depth is a miss, whatever K asks for.
+        if run.model.output == "ranked" and k > depth:
+            parser.error(f"{run_dir} decodes its top {depth} items (eval.ks); {metric} needs {k}")
     ranks = []
-    for run in runs:
-        rows, run_ranks, _ = run.evaluator.user_ranks(run.model, args.split, max(run.config.eval.ks), run.device,
-                                                      progress=False)
+    for run, depth in zip(runs, depths):
+        rows, run_ranks, _ = run.evaluator.user_ranks(run.model, args.split, depth, run.device, progress=False)
         ranks.append(run_ranks[np.argsort(rows)])  # rows in split order, whatever each run's batching
     means = bootstrap(ranks, metric, k, args.resamples, args.seed)
     values = [metrics_from_ranks(r, (k,))[metric] for r in ranks]

@@ -160,6 +160,14 @@ def balanced_kmeans(x: np.ndarray, centroids: np.ndarray, limit: int, niter: int
     return centroids
 
 
+def level_codes(residual: np.ndarray, centroids: np.ndarray, cap: float = 0.0) -> np.ndarray:
+    """One level's codes: the nearest centroid, or with cap > 0 the capacity-limited assignment
+    (each code at most cap x the mean share of the rows)."""
+    if cap > 0:
+        return capacity_assign(residual, centroids, capacity(len(residual), len(centroids), cap))
+    return nearest(residual, centroids)[0]
+
+
 def largest_share(codes: np.ndarray) -> float:
     """Share of the items that hold the most common code of a level."""
     return float(np.bincount(codes).max() / len(codes))
@@ -184,11 +192,8 @@ def residual_kmeans(x: np.ndarray, sizes: list[int], *, niter: int = 20, seed: i
     for level, k in enumerate(sizes):
         centroids = kmeans(residual, k, niter=niter, seed=seed + 1000 * level, init=init, nredo=nredo)
         if cap > 0:
-            limit = capacity(len(residual), k, cap)
-            centroids = balanced_kmeans(residual, centroids, limit, niter)
-            idx = capacity_assign(residual, centroids, limit)
-        else:
-            idx, _ = nearest(residual, centroids)
+            centroids = balanced_kmeans(residual, centroids, capacity(len(residual), k, cap), niter)
+        idx = level_codes(residual, centroids, cap)
         share = largest_share(idx)
         if share > COLLAPSED_SHARE:
             log.warning("residual k-means level %d collapsed: one of its %d codes holds %.0f%% of the items; "
@@ -204,10 +209,7 @@ def residual_encode(x: np.ndarray, codebooks: list[np.ndarray], cap: float = 0.0
     residual = np.array(x, dtype=np.float32, copy=True)
     codes = []
     for centroids in codebooks:
-        if cap > 0:
-            idx = capacity_assign(residual, centroids, capacity(len(residual), len(centroids), cap))
-        else:
-            idx, _ = nearest(residual, centroids)
+        idx = level_codes(residual, centroids, cap)
         residual -= centroids[idx]
         codes.append(idx)
     return np.stack(codes, axis=1)
