@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+# The headline metrics of tiger_runs.METRICS, repeated so that this script needs no torch.
 METRICS = ("recall@5", "ndcg@5", "recall@10", "ndcg@10")
 RUN_FILES = ("config.yaml", "metrics.json", "summary.json")
 
@@ -44,52 +45,75 @@ def differing_keys(configs: list[dict]) -> dict:
     return {k: [c.get(k) for c in configs] for k in keys if len({json.dumps(c.get(k)) for c in configs}) > 1}
 
 
-def read_run(run_dir: Path, split: str) -> dict:
+def read_mapping(path: Path) -> dict:
+    """A run file's top-level mapping; ValueError naming the file when it is not one."""
+    try:
+        data = yaml.safe_load(path.read_text()) if path.suffix == ".yaml" else json.loads(path.read_text())
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        raise ValueError(f"{path}: not valid {path.suffix[1:].upper()} ({exc})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a mapping at the top, found {type(data).__name__}")
+    return data
+
+
+def read_run(run_dir: Path, split: str, metrics: list[str]) -> dict:
+    """The run's --split metrics, epochs and training minutes, and its flattened config."""
     missing = [name for name in RUN_FILES if not (run_dir / name).is_file()]
     if missing:
-        raise FileNotFoundError(f"{run_dir}: not a finished `genrec run` folder (missing {', '.join(missing)})")
-    metrics = json.loads((run_dir / "metrics.json").read_text())
-    if split not in metrics:
-        raise KeyError(f"{run_dir}/metrics.json has no {split!r} split (has: {', '.join(metrics)})")
-    summary = json.loads((run_dir / "summary.json").read_text())
-    config = flatten(yaml.safe_load((run_dir / "config.yaml").read_text()))
-    return {"config": config, "metrics": {m: metrics[split][m] for m in METRICS},
+        raise ValueError(f"{run_dir}: not a finished `genrec run` folder (missing {', '.join(missing)})")
+    scores = read_mapping(run_dir / "metrics.json").get(split)
+    if not isinstance(scores, dict):
+        raise ValueError(f"{run_dir}/metrics.json has no {split!r} split")
+    absent = [m for m in metrics if not isinstance(scores.get(m), (int, float))]
+    if absent:
+        raise ValueError(f"{run_dir}/metrics.json: {split!r} lacks {', '.join(absent)}")
+    summary = read_mapping(run_dir / "summary.json")
+    config = flatten(read_mapping(run_dir / "config.yaml"))
+    if config.get("behaviour.seed", 0) is None:  # null means "the experiment's seed": compare what ran
+        config["behaviour.seed"] = config.get("seed")
+    seconds = summary.get("train_seconds")
+    return {"config": config, "metrics": {m: scores[m] for m in metrics},
             "best_epoch": summary.get("best_epoch"), "epochs_run": summary.get("epochs_run"),
-            "train_minutes": round(summary.get("train_seconds", float("nan")) / 60, 1)}
+            "train_minutes": round(seconds / 60, 1) if isinstance(seconds, (int, float)) else None}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run-dirs", nargs="+", required=True, help="finished `genrec run` folders of one recipe")
     parser.add_argument("--split", default="test", choices=["valid", "test"])
-    parser.add_argument("--metric", default="ndcg@10", choices=METRICS, help="the metric --reference is a value of")
+    parser.add_argument("--metric", default="ndcg@10", help="a metrics.json key (recall@K or ndcg@K) that "
+                        "--reference is a value of; reported beside the four headline metrics")
     parser.add_argument("--reference", type=float, help="a published value of --metric to compare the mean with")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
+    if len({Path(d).resolve() for d in args.run_dirs}) != len(args.run_dirs):
+        parser.error("--run-dirs names a folder twice")
     if len(args.run_dirs) < 2:
         parser.error("a spread needs at least two --run-dirs")
+    metrics = list(dict.fromkeys([*METRICS, args.metric]))
     try:
-        runs = {d: read_run(Path(d), args.split) for d in args.run_dirs}
-    except (FileNotFoundError, KeyError) as exc:
-        parser.error(str(exc.args[0]))
+        runs = {d: read_run(Path(d), args.split, metrics) for d in args.run_dirs}
+    except ValueError as exc:
+        parser.error(str(exc))
     differing = differing_keys([r.pop("config") for r in runs.values()])
-    values = {m: np.array([r["metrics"][m] for r in runs.values()]) for m in METRICS}
-    spread = {m: {"mean": round(float(v.mean()), 5), "sd": round(float(v.std(ddof=1)), 5),
-                  "min": round(float(v.min()), 5), "max": round(float(v.max()), 5)} for m, v in values.items()}
-    result = {"args": vars(args), "machine": platform.platform(), "split": args.split, "runs": runs,
-              "config_keys_that_differ": differing, "spread": spread}
-    print(f"{'run':40s} " + " ".join(f"{m:>9s}" for m in METRICS) + "  best/run epochs  train min")
+    values = {m: np.array([r["metrics"][m] for r in runs.values()], dtype=float) for m in metrics}
+    spread = {m: {"mean": v.mean(), "sd": v.std(ddof=1), "min": v.min(), "max": v.max()} for m, v in values.items()}
+    result = {"args": vars(args), "machine": platform.platform(), "runs": runs, "config_keys_that_differ": differing,
+              "spread": {m: {s: round(float(x), 5) for s, x in stats.items()} for m, stats in spread.items()}}
+    print(f"{'run':40s} " + " ".join(f"{m:>9s}" for m in metrics) + "  best/run epochs  train min")
     for run_dir, run in runs.items():
-        print(f"{run_dir:40s} " + " ".join(f"{run['metrics'][m]:9.4f}" for m in METRICS)
-              + f"  {run['best_epoch']!s:>4}/{run['epochs_run']!s:<4}      {run['train_minutes']:9.1f}")
+        print(f"{run_dir:40s} " + " ".join(f"{run['metrics'][m]:9.4f}" for m in metrics)
+              + f"  {run['best_epoch']!s:>4}/{run['epochs_run']!s:<4}      {run['train_minutes']!s:>9}")
     for stat in ("mean", "sd", "min", "max"):
-        print(f"{stat:>40s} " + " ".join(f"{spread[m][stat]:9.4f}" for m in METRICS))
+        print(f"{stat:>40s} " + " ".join(f"{spread[m][stat]:9.4f}" for m in metrics))
     print("config keys that differ:", ", ".join(f"{k} {v}" for k, v in differing.items()) or "none")
     if args.reference is not None:
         sd = spread[args.metric]["sd"]
-        result["seed_sds_below_reference"] = round((args.reference - spread[args.metric]["mean"]) / max(sd, 1e-12), 2)
-        print(f"reference {args.metric} {args.reference}: the mean is {result['seed_sds_below_reference']} "
-              f"seed sds below it ({len(runs)} runs)")
+        below = float((args.reference - spread[args.metric]["mean"]) / sd) if sd > 0 else None
+        result["seed_sds_below_reference"] = None if below is None else round(below, 2)
+        print(f"reference {args.metric} {args.reference}: " + (
+            f"the mean is {below:.2f} seed sds below it ({len(runs)} runs)" if below is not None
+            else f"the runs' {args.metric} does not vary, so no distance in seed sds"))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=1))
     return 0
