@@ -106,13 +106,15 @@ def main() -> int:
             entry["share_diff_positive"] = round(float((diff > 0).mean()), 4)
             line += f" {entry['diff_vs_first']:+13.4f}  {entry['diff_interval']!s:18s} {entry['share_diff_positive']:9.3f}"
         if args.reference is not None:
-            entry["user_sds_below_reference"] = round((args.reference - values[j]) / max(entry["sd"], 1e-12), 2)
+            user_sd = float(means[:, j].std())  # unrounded: the rounded one shifts the ratio
+            if user_sd > 0:  # a run whose users all score alike has no spread to measure distance in
+                entry["user_sds_below_reference"] = round((args.reference - values[j]) / user_sd, 2)
             entry["share_at_or_above_reference"] = round(float((means[:, j] >= args.reference).mean()), 4)
         result["runs"][run_dir] = entry
         print(line, flush=True)
     if args.reference is not None:
         print(f"reference {args.reference}, in bootstrap sds of the {args.split} users (not of the training seed): "
-              + ", ".join(f"{d} {e['user_sds_below_reference']} below" for d, e in result["runs"].items()))
+              + ", ".join(f"{d} {e.get('user_sds_below_reference', 'n/a')} below" for d, e in result["runs"].items()))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=1))
     return 0
