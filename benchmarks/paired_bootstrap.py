@@ -96,7 +96,8 @@ def main() -> int:
               "users": len(ranks[0]), "runs": {}}
     print(f"{'run':40s} {metric:>8s} {'sd':>8s}  95% interval        diff vs first  95% interval        P(diff>0)")
     for j, run_dir in enumerate(args.run_dirs):
-        entry = {metric: round(values[j], 5), "sd": round(float(means[:, j].std()), 5), "interval": interval(means[:, j])}
+        user_sd = float(means[:, j].std())
+        entry = {metric: round(values[j], 5), "sd": round(user_sd, 5), "interval": interval(means[:, j])}
         line = f"{run_dir:40s} {values[j]:8.4f} {entry['sd']:8.5f}  {entry['interval']!s:18s}"
         if j:
             diff = means[:, j] - means[:, 0]
@@ -106,15 +107,16 @@ def main() -> int:
             entry["share_diff_positive"] = round(float((diff > 0).mean()), 4)
             line += f" {entry['diff_vs_first']:+13.4f}  {entry['diff_interval']!s:18s} {entry['share_diff_positive']:9.3f}"
         if args.reference is not None:
-            user_sd = float(means[:, j].std())  # unrounded: the rounded one shifts the ratio
-            if user_sd > 0:  # a run whose users all score alike has no spread to measure distance in
-                entry["user_sds_below_reference"] = round((args.reference - values[j]) / user_sd, 2)
+            # From the unrounded sd; None (as in seed_spread.py) when the resamples do not vary.
+            entry["user_sds_below_reference"] = (round((args.reference - values[j]) / user_sd, 2)
+                                                 if user_sd > 0 else None)
             entry["share_at_or_above_reference"] = round(float((means[:, j] >= args.reference).mean()), 4)
         result["runs"][run_dir] = entry
         print(line, flush=True)
     if args.reference is not None:
+        distances = {d: e["user_sds_below_reference"] for d, e in result["runs"].items()}
         print(f"reference {args.reference}, in bootstrap sds of the {args.split} users (not of the training seed): "
-              + ", ".join(f"{d} {e.get('user_sds_below_reference', 'n/a')} below" for d, e in result["runs"].items()))
+              + ", ".join(f"{d} {'n/a' if x is None else x} below" for d, x in distances.items()))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=1))
     return 0
