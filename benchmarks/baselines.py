@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import subprocess
 import sys
 from pathlib import Path
+
+from genrec.device import describe_machine
+from genrec.training.checkpoint import atomic_write_text
 
 ROOT = Path(__file__).resolve().parents[1]
 COLUMNS = ["recall@5", "ndcg@5", "recall@10", "ndcg@10", "recall@20", "ndcg@20"]
@@ -54,9 +56,7 @@ def main() -> int:
         epochs = f"{r['epochs_run']} ({r['best_epoch']})" if r["epochs_run"] else "-"
         seconds = f"{r['mean_epoch_seconds']:.1f}" if r["mean_epoch_seconds"] else "-"
         print(f"| {r['dataset']} | {r['model']} | {cells} | {epochs} | {seconds} | {r['peak_memory_mb']:.0f} |")
-    machine = {"platform": platform.platform(), "processor": platform.processor(), "python": platform.python_version()}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps({"machine": machine, "results": results}, indent=2))
+    atomic_write_text(json.dumps({"machine": describe_machine(), "results": results}, indent=2), args.out)
     return 0
 
 

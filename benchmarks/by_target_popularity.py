@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 from pathlib import Path
 
@@ -25,8 +24,10 @@ try:
 except ImportError:  # running from a checkout without `pip install -e .`
     sys.path.insert(0, str(ROOT / "src"))
 
+from genrec.device import describe_machine  # noqa: E402
 from genrec.evaluation.metrics import metrics_from_ranks  # noqa: E402
 from genrec.pipeline import load_run  # noqa: E402
+from genrec.training.checkpoint import atomic_write_text  # noqa: E402
 
 
 def main() -> None:
@@ -43,7 +44,7 @@ def main() -> None:
     counts = dataset.train_item_counts()
     edges = [0, *args.bands, np.iinfo(np.int64).max]
     metric = f"ndcg@{args.k}"
-    result = {"run_dir": args.run_dir, "k": args.k, "machine": platform.platform(), "splits": {}}
+    result = {"run_dir": args.run_dir, "k": args.k, "machine": describe_machine(run.device), "splits": {}}
     for split in ("valid", "test"):
         rows, ranks, _ = run.evaluator.user_ranks(run.model, split, args.k, run.device, progress=False)
         target_counts = torch.from_numpy(counts[dataset.eval_split(split).targets[rows]])
@@ -57,7 +58,7 @@ def main() -> None:
         result["splits"][split] = {metric: round(metrics_from_ranks(ranks, (args.k,))[metric], 4),
                                    "median_target_count": float(target_counts.double().median()), "bands": bands}
         print(split, json.dumps(result["splits"][split]), flush=True)
-    Path(args.out).write_text(json.dumps(result, indent=1))
+    atomic_write_text(json.dumps(result, indent=1), args.out)
 
 
 if __name__ == "__main__":

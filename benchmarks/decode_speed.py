@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import time
 from pathlib import Path
@@ -33,14 +32,11 @@ except ImportError:  # running from a checkout without `pip install -e .`
     sys.path.insert(0, str(ROOT / "src"))
 
 from genrec.data.batching import pad_left  # noqa: E402
+from genrec.device import describe_machine, synchronize  # noqa: E402
 from genrec.pipeline import load_run  # noqa: E402
+from genrec.training.checkpoint import atomic_write_text  # noqa: E402
 
 INSTALL_HINT = "this benchmark needs Hugging Face transformers: pip install transformers"
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def main() -> int:
@@ -108,18 +104,16 @@ def main() -> int:
     with torch.no_grad():
         for name, top in (("genrec", genrec_top), ("hf", hf_top)):
             top(*batches[0])  # warm-up
-            sync(device)
+            synchronize(device)
             start = time.perf_counter()
             results[name] = torch.cat([top(*b) for b in batches]).cpu()
-            sync(device)
+            synchronize(device)
             seconds[name] = time.perf_counter() - start
             print(f"{name:7s} {users / seconds[name]:9.1f} users/s", flush=True)
     same = (results["genrec"] == results["hf"]).all(dim=1).float().mean().item()
     same_set = np.mean([set(a) == set(b) for a, b in zip(results["genrec"].tolist(), results["hf"].tolist())])
-    result = {"run_dir": str(args.run_dir), "device": str(device), "threads": torch.get_num_threads(),
-              "machine": platform.processor() or platform.machine(),
-              "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
-              "transformers": transformers.__version__, "torch": torch.__version__,
+    result = {"run_dir": str(args.run_dir), "machine": describe_machine(device),
+              "transformers": transformers.__version__,
               "users": users, "batch_size": args.batch_size, "beams": args.beams, "top": args.top,
               "genrec_users_per_s": round(users / seconds["genrec"], 2), "hf_users_per_s": round(users / seconds["hf"], 2),
               "speedup": round(seconds["hf"] / seconds["genrec"], 2), "same_top10": round(same, 4),
@@ -128,8 +122,7 @@ def main() -> int:
     print(f"speedup {result['speedup']}x, same ordered top-{args.top} for {same:.1%} of users "
           f"({same_set:.1%} as sets)")
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=2))
+        atomic_write_text(json.dumps(result, indent=2), args.out)
     return 0
 
 

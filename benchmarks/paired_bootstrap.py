@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 from pathlib import Path
 
@@ -29,8 +28,10 @@ try:
 except ImportError:  # running from a checkout without `pip install -e .`
     sys.path.insert(0, str(ROOT / "src"))
 
+from genrec.device import describe_machine  # noqa: E402
 from genrec.evaluation.metrics import metrics_from_ranks  # noqa: E402
 from genrec.pipeline import load_run  # noqa: E402
+from genrec.training.checkpoint import atomic_write_text  # noqa: E402
 from genrec.training.trainer import BEST  # noqa: E402
 
 
@@ -92,7 +93,7 @@ def main() -> int:
         ranks.append(run_ranks[np.argsort(rows)])  # rows in split order, whatever each run's batching
     means = bootstrap(ranks, metric, k, args.resamples, args.seed)
     values = [metrics_from_ranks(r, (k,))[metric] for r in ranks]
-    result = {"args": vars(args), "machine": platform.platform(), "torch": torch.__version__,
+    result = {"args": vars(args), "machine": describe_machine(runs[0].device),
               "users": len(ranks[0]), "runs": {}}
     print(f"{'run':40s} {metric:>8s} {'sd':>8s}  95% interval        diff vs first  95% interval        P(diff>0)")
     for j, run_dir in enumerate(args.run_dirs):
@@ -118,7 +119,7 @@ def main() -> int:
         print(f"reference {args.reference}, in bootstrap sds of the {args.split} users (not of the training seed): "
               + ", ".join(f"{d} {'n/a' if x is None else x} below" for d, x in distances.items()))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=1))
+    atomic_write_text(json.dumps(result, indent=1), args.out)
     return 0
 
 

@@ -7,7 +7,9 @@ Reads each run folder's metrics.json, summary.json and config.yaml (nothing is d
 takes a second) and reports, per run and over the runs: the --split metrics, the best and last
 epoch and the training minutes; then each metric's mean, sample standard deviation, min and
 max. The runs are meant to differ only in `seed`: every config key that differs between them
-is listed, so a stray override shows. With --reference (say, a paper's number for --metric)
+is listed, so a stray override shows, and so are the CPUs they trained on when those differ
+(summary.json's `machine`: on a slower CPU the time limit cuts training sooner, and another
+CPU's kernels may round differently, so the same seeds need not give the same run there). With --reference (say, a paper's number for --metric)
 it also reports how many seed standard deviations the mean is below it. This is the training
 seed's noise; `paired_bootstrap.py` measures the test users' sampling noise instead.
 """
@@ -16,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 from pathlib import Path
 
@@ -72,7 +73,9 @@ def read_run(run_dir: Path, split: str, metrics: list[str]) -> dict:
     if config.get("behaviour.seed", 0) is None:  # null means "the experiment's seed": compare what ran
         config["behaviour.seed"] = config.get("seed")
     seconds = summary.get("train_seconds")
+    machine = summary.get("machine")  # absent from runs made before summary.json recorded it
     return {"config": config, "metrics": {m: scores[m] for m in metrics},
+            "cpu": machine.get("cpu") if isinstance(machine, dict) else None,
             "best_epoch": summary.get("best_epoch"), "epochs_run": summary.get("epochs_run"),
             "train_minutes": round(seconds / 60, 1) if isinstance(seconds, (int, float)) else None}
 
@@ -98,7 +101,8 @@ def main() -> int:
     differing = differing_keys([r.pop("config") for r in runs.values()])
     values = {m: np.array([r["metrics"][m] for r in runs.values()], dtype=float) for m in metrics}
     spread = {m: {"mean": v.mean(), "sd": v.std(ddof=1), "min": v.min(), "max": v.max()} for m, v in values.items()}
-    result = {"args": vars(args), "machine": platform.platform(), "runs": runs, "config_keys_that_differ": differing,
+    cpus = sorted({str(r["cpu"]) for r in runs.values()})
+    result = {"args": vars(args), "runs": runs, "config_keys_that_differ": differing, "cpus": cpus,
               "spread": {m: {s: round(float(x), 5) for s, x in stats.items()} for m, stats in spread.items()}}
     print(f"{'run':40s} " + " ".join(f"{m:>9s}" for m in metrics) + "  best/run epochs  train min")
     for run_dir, run in runs.items():
@@ -107,6 +111,8 @@ def main() -> int:
     for stat in ("mean", "sd", "min", "max"):
         print(f"{stat:>40s} " + " ".join(f"{spread[m][stat]:9.4f}" for m in metrics))
     print("config keys that differ:", ", ".join(f"{k} {v}" for k, v in differing.items()) or "none")
+    if len(cpus) > 1:
+        print("trained on different CPUs ('None': not recorded):", "; ".join(cpus))
     if args.reference is not None:
         sd = spread[args.metric]["sd"]
         below = float((args.reference - spread[args.metric]["mean"]) / sd) if sd > 0 else None

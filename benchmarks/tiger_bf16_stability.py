@@ -21,7 +21,6 @@ import argparse
 import contextlib
 import json
 import logging
-import platform
 import sys
 import time
 from pathlib import Path
@@ -35,8 +34,10 @@ try:
 except ImportError:  # running from a checkout without `pip install -e .`
     sys.path.insert(0, str(ROOT / "src"))
 
+from genrec.device import describe_machine  # noqa: E402
 from genrec.models import tiger  # noqa: E402
 from genrec.pipeline import load_experiment, setup, train  # noqa: E402
+from genrec.training.checkpoint import atomic_write_text  # noqa: E402
 
 VARIANTS = ("as_is", "fp32", "bf16_attention", "bf16_math_attention", "finite_mask", "fp32_logits")
 
@@ -94,15 +95,14 @@ def main() -> None:
     with kernel:
         train(run)
     log = [json.loads(line) for line in (run.out_dir / "log.jsonl").read_text().splitlines()]
-    result = {"variant": args.variant, "config": args.config, "overrides": overrides, "device": str(run.device),
-              "gpu": torch.cuda.get_device_name(run.device) if run.device.type == "cuda" else None,
-              "torch": torch.__version__, "machine": platform.platform(),
+    result = {"variant": args.variant, "config": args.config, "overrides": overrides,
+              "machine": describe_machine(run.device),
               "train_loss_by_epoch": {e: round(r["train_loss"], 4) for e, r in enumerate(log, 1)},
               "skipped_steps_by_epoch": {e: r["skipped_steps"] for e, r in enumerate(log, 1)},
               "valid_last_epoch": log[-1].get("valid"),
               "seconds": round(time.perf_counter() - start, 1)}
     print(json.dumps(result))
-    Path(args.out).write_text(json.dumps(result, indent=1))
+    atomic_write_text(json.dumps(result, indent=1), args.out)
 
 
 if __name__ == "__main__":

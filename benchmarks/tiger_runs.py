@@ -6,12 +6,9 @@ Imported by its sibling scripts (their folder is first on sys.path when they run
 
 from __future__ import annotations
 
-import platform
 import sys
 import time
 from pathlib import Path
-
-import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 try:
@@ -19,6 +16,7 @@ try:
 except ImportError:  # running from a checkout without `pip install -e .`
     sys.path.insert(0, str(ROOT / "src"))
 
+from genrec.device import describe_machine  # noqa: E402
 from genrec.pipeline import Run, evaluate as evaluate_run, load_run  # noqa: E402
 
 METRICS = ("recall@5", "ndcg@5", "recall@10", "ndcg@10")
@@ -35,9 +33,7 @@ def load_tiger_run(run_dir: str, device: str, purpose: str) -> Run:
 
 
 def result_header(run: Run, args) -> dict:
-    return {"run_dir": args.run_dir, "args": vars(args), "machine": platform.platform(),
-            "device": torch.cuda.get_device_name(run.device) if run.device.type == "cuda" else "cpu",
-            "torch": torch.__version__}
+    return {"run_dir": args.run_dir, "args": vars(args), "machine": describe_machine(run.device)}
 
 
 def headline_metrics(run: Run) -> dict:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import time
 from pathlib import Path
@@ -30,13 +29,10 @@ except ImportError:  # running from a checkout without `pip install -e .`
 
 from genrec.data import prepare_dataset  # noqa: E402
 from genrec.data.batching import pad_left  # noqa: E402
-from genrec.pipeline import build_experiment_model, load_experiment, resolve_device  # noqa: E402
+from genrec.device import describe_machine, resolve_device, synchronize  # noqa: E402
+from genrec.pipeline import build_experiment_model, load_experiment  # noqa: E402
+from genrec.training.checkpoint import atomic_write_text  # noqa: E402
 from genrec.training.trainer import autocast  # noqa: E402
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def time_training(model, dataset, batch_size: int, steps: int, warmup: int, device, precision: str) -> dict:
@@ -49,7 +45,7 @@ def time_training(model, dataset, batch_size: int, steps: int, warmup: int, devi
     done, start = 0, None
     for i, index in enumerate(order):
         if i == warmup:
-            sync(device)
+            synchronize(device)
             start = time.perf_counter()
         batch = {k: v.to(device) for k, v in all_batches[index].items()}
         optimizer.zero_grad(set_to_none=True)
@@ -59,7 +55,7 @@ def time_training(model, dataset, batch_size: int, steps: int, warmup: int, devi
         optimizer.step()
         if i >= warmup:
             done += model.batch_samples(all_batches[index])
-    sync(device)
+    synchronize(device)
     seconds = time.perf_counter() - start
     per_s = done / seconds
     return {"targets_per_s": round(per_s, 1), "steps_per_s": round(steps / seconds, 2),
@@ -76,7 +72,7 @@ def time_decoding(model, dataset, users: int, batch_size: int, device) -> dict:
         r = rows[begin:begin + batch_size]
         history = torch.from_numpy(pad_left(dataset.items, split.starts[r], split.ends[r], model.max_history))
         model.recommend({"history": history.to(device), "users": torch.from_numpy(split.users[r]).to(device)}, 20)
-    sync(device)
+    synchronize(device)
     return {"users": len(rows), "users_per_s": round(len(rows) / (time.perf_counter() - start), 1)}
 
 
@@ -99,10 +95,8 @@ def main() -> int:
     on_gpu = device.type == "cuda"
     steps = args.steps if args.steps is not None else (300 if on_gpu else 20)
     warmup = args.warmup if args.warmup is not None else (60 if on_gpu else 3)
-    result = {"dataset": args.dataset, "device": str(device), "threads": torch.get_num_threads(),
-              "machine": platform.processor() or platform.machine(),
-              "gpu": torch.cuda.get_device_name(device) if on_gpu else None,
-              "steps": steps, "warmup": warmup, "overrides": args.set}
+    result = {"dataset": args.dataset, "machine": describe_machine(device), "steps": steps, "warmup": warmup,
+              "overrides": args.set}
     for name in args.configs:
         cfg = load_experiment(ROOT / "configs" / args.dataset / f"{name}.yaml", args.set)
         dataset = prepare_dataset(cfg.data)
@@ -123,8 +117,7 @@ def main() -> int:
         result["fast_speedup"] = round(result["tiger-fast"]["targets_per_s"] / result["tiger"]["targets_per_s"], 2)
         print(f"fast formulation: {result['fast_speedup']}x the paper formulation's targets/s")
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=2))
+        atomic_write_text(json.dumps(result, indent=2), args.out)
     return 0
 
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -68,6 +67,7 @@ def main() -> int:
         print(f"error: {INSTALL_HINT}", file=sys.stderr)
         return 2
 
+    from genrec.device import describe_machine
     from genrec.tokenizers import build_tokenizer
 
     load_before = os.getloadavg()
@@ -114,8 +114,7 @@ def main() -> int:
         "semantic_id_settings": {"n_init": ref.n_init or "default (10)", "max_iter": ref.max_iter,
                                  "implementation": ref.implementation},
         "semantic_id_version": getattr(semantic_id, "__version__", "unknown"),
-        "machine": {"platform": platform.platform(), "python": platform.python_version(),
-                    "cpu_count": os.cpu_count(),
+        "machine": {**describe_machine(),
                     "thread_env": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                                                                   "MKL_NUM_THREADS")},
                     # Other jobs share the cores on the development machine: the 1-minute load

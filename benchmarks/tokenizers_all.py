@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 from pathlib import Path
 
@@ -42,6 +40,7 @@ def main() -> int:
     import logging
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    from genrec.device import describe_machine
     from genrec.text import TextEncoderConfig, embed_dataset
     from genrec.tokenizers.diagnostics import format_table
     from genrec.tokenizers.workflow import REPORT_FILE, load_dataset, tokenize_dataset
@@ -76,7 +75,7 @@ def main() -> int:
                 failures.append(f"{name}/{r['tokenizer']}: IDs not unique")
             if name == "beauty" and r["tokenizer"] in ("rqvae", "cost") and r["utilization"][0] < 0.9:
                 failures.append(f"beauty/{r['tokenizer']}: level-1 utilisation {r['utilization'][0]:.3f} < 0.9")
-    summary = {"machine": {"platform": platform.platform(), "cpu_count": os.cpu_count()},
+    summary = {"machine": describe_machine(),
                "encoder": encoder.model, "results": results, "failures": failures}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -22,6 +22,7 @@ from .config import ConfigError, config_hash, deep_merge, from_dict, load_yaml_l
 from .data import DataConfig, SequenceDataset, prepare_dataset
 from .data.config import cache_root
 from .data.presets import preset_fields
+from .device import describe_machine, resolve_device
 from .evaluation import EvalConfig, Evaluator
 from .models import MODELS, Recommender, build_model
 from .training import TrainConfig, Trainer
@@ -125,15 +126,6 @@ def experiment_from_dict(raw: dict) -> ExperimentConfig:
 def load_experiment(path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
     raw = deep_merge({"name": Path(path).stem}, load_yaml_layers(path))
     return experiment_from_dict(deep_merge(raw, parse_overrides(overrides)))
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device '{name}' requested but CUDA is not available; use device=auto or cpu")
-    return device
 
 
 def default_run_dir(cfg: ExperimentConfig) -> Path:
@@ -241,6 +233,7 @@ def run_experiment(cfg: ExperimentConfig, out_dir: str | Path | None = None, res
     summary = train(run, resume=resume)
     metrics = evaluate(run)
     summary.update({**run.stages, "dataset": run.dataset.stats(), "device": str(run.device),
+                    "machine": describe_machine(run.device),
                     "peak_memory_mb": round(peak_memory_mb(run.device), 1),
                     "model_parameters": sum(p.numel() for p in run.model.parameters())})
     atomic_write_text(json.dumps(metrics, indent=2), run.out_dir / "metrics.json")

@@ -12,12 +12,11 @@ from .encoder import (
     embed_dataset,
     embed_texts,
     embeddings_cache_dir,
-    resolve_device,
     resolve_model,
 )
 
 __all__ = [
     "DEFAULT_MODEL", "TEXT_ENCODERS", "EmbeddingResult", "SentenceTransformerEncoder", "TextEncoderConfig",
     "build_encoder", "bundled_model_path", "cache_key", "embed_dataset", "embed_texts", "embeddings_cache_dir",
-    "resolve_device", "resolve_model",
+    "resolve_model",
 ]

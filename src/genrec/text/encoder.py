@@ -25,6 +25,7 @@ from typing import Any, Protocol, Sequence
 import numpy as np
 
 from ..config import config_hash, to_dict
+from ..device import resolve_device
 from ..registry import Registry
 
 log = logging.getLogger(__name__)
@@ -70,16 +71,6 @@ class TextEncoder(Protocol):
 
 
 TEXT_ENCODERS: Registry[Any] = Registry("text encoder backend")
-
-
-def resolve_device(name: str | None) -> str:
-    if name not in (None, "", "auto"):
-        return name
-    try:
-        import torch  # noqa: PLC0415
-    except ImportError:  # pragma: no cover - torch is a dependency
-        return "cpu"
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def bundled_model_path() -> Path | None:
@@ -135,7 +126,7 @@ class SentenceTransformerEncoder:
             from sentence_transformers.models import Pooling  # noqa: PLC0415
 
         self.config = config
-        self.device = resolve_device(config.device)
+        self.device = str(resolve_device(config.device))
         source, self.identity = resolve_model(config.model)
         log.info("loading text encoder %s from %s on %s", config.model, source, self.device)
         try:

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..device import resolve_device
 from .base import TOKENIZERS, Tokenizer, TokenizerConfig, unit_rows
 from .kmeans import residual_kmeans
 
@@ -76,13 +77,6 @@ def _torch():
     import torch  # noqa: PLC0415
 
     return torch
-
-
-def resolve_device(name: str) -> str:
-    torch = _torch()
-    if name in ("auto", "", None):
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return name
 
 
 # --------------------------------------------------------------------------- gradient estimators
@@ -223,7 +217,7 @@ class RQVAETokenizer(Tokenizer):
         torch = _torch()
         device = resolve_device(self.config.device)
         previous_threads = torch.get_num_threads()
-        if device == "cpu" and self.config.cpu_threads > 0:
+        if device.type == "cpu" and self.config.cpu_threads > 0:
             torch.set_num_threads(self.config.cpu_threads)
         try:
             return self._train(x, device)
@@ -287,7 +281,7 @@ class RQVAETokenizer(Tokenizer):
                 log.info("%s step %d/%d: %s", self.name, step, c.steps,
                          ", ".join(f"{k} {v:.4f}" for k, v in record.items() if k != "step"))
         self.model.eval()
-        self.fit_info = {"device": device, "train_seconds": time.perf_counter() - started,
+        self.fit_info = {"device": str(device), "train_seconds": time.perf_counter() - started,
                          "dead_codes_reset": int(n_resets), "history": self.history}
         return self._encode_prepped(x)
 
@@ -365,10 +359,7 @@ class RQVAETokenizer(Tokenizer):
         self.model = _build_model(int(self.dim), self.config)
         params = {k[len("param."):]: torch.from_numpy(np.array(v)) for k, v in state.items() if k.startswith("param.")}
         self.model.load_state_dict(params)
-        device = resolve_device(self.config.device)
-        if device.startswith("cuda") and not torch.cuda.is_available():
-            device = "cpu"  # fitted on a GPU, used here without one
-        self.model.to(device).eval()
+        self.model.to(resolve_device(self.config.device, fallback_to_cpu=True)).eval()
 
 
 @TOKENIZERS.register("cost")
