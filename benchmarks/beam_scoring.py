@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 import torch
 from tiger_runs import METRICS, headline_metrics, load_tiger_run, result_header
 
 from genrec.models.tiger import BEAM_SCORINGS
+from genrec.training.checkpoint import atomic_write_text
 
 
 def main() -> None:
@@ -37,7 +37,7 @@ def main() -> None:
         row = result["scorings"][scoring] = headline_metrics(run)
         print(f"{scoring:>13}  " + "  ".join(f"  {row[split][m]:9.4f}"
                                              for split in ("valid", "test") for m in METRICS), flush=True)
-    Path(args.out).write_text(json.dumps(result, indent=1))
+    atomic_write_text(json.dumps(result, indent=1), args.out)
 
 
 if __name__ == "__main__":

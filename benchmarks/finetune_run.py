@@ -22,6 +22,7 @@ import torch
 from tiger_runs import headline_metrics, load_tiger_run, result_header
 
 from genrec.training import TrainConfig, Trainer
+from genrec.training.checkpoint import atomic_write_text
 
 
 def main() -> None:
@@ -65,7 +66,7 @@ def main() -> None:
                          "epoch_seconds": h["epoch_seconds"], "valid_subset_ndcg@10": round(h["valid"]["ndcg@10"], 4)}
                         for h in trainer.history]
     evaluate("fine_tuned")
-    Path(args.out).write_text(json.dumps(result, indent=1))
+    atomic_write_text(json.dumps(result, indent=1), args.out)
 
 
 if __name__ == "__main__":

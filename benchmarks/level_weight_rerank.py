@@ -26,6 +26,7 @@ from tiger_runs import METRICS, load_tiger_run, result_header
 
 from genrec.data.batching import pad_left
 from genrec.evaluation.metrics import metrics_from_ranks
+from genrec.training.checkpoint import atomic_write_text
 
 KS = (5, 10)
 TIE = 1e-4  # scores this close count as tied (teacher forcing and cached decoding differ by rounding)
@@ -101,7 +102,7 @@ def main() -> None:
         print(f"{name:>13} {str(row['weights']):>22}  " + "  ".join(
             f"  {row[s][m]:9.4f}" for s in ("valid", "test") for m in METRICS))
     print("uniform weights reproduce the run's metrics.json:", result["uniform_reproduces_run"])
-    Path(args.out).write_text(json.dumps(result, indent=1))
+    atomic_write_text(json.dumps(result, indent=1), args.out)
 
 
 if __name__ == "__main__":

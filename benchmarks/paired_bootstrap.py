@@ -118,7 +118,6 @@ def main() -> int:
         distances = {d: e["user_sds_below_reference"] for d, e in result["runs"].items()}
         print(f"reference {args.reference}, in bootstrap sds of the {args.split} users (not of the training seed): "
               + ", ".join(f"{d} {'n/a' if x is None else x} below" for d, x in distances.items()))
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(json.dumps(result, indent=1), args.out)
     return 0
 

@@ -9,9 +9,10 @@ epoch and the training minutes; then each metric's mean, sample standard deviati
 max. The runs are meant to differ only in `seed`: every config key that differs between them
 is listed, so a stray override shows, and so are the CPUs they trained on when those differ
 (summary.json's `machine`: on a slower CPU the time limit cuts training sooner, and another
-CPU's kernels may round differently, so the same seeds need not give the same run there). With --reference (say, a paper's number for --metric)
-it also reports how many seed standard deviations the mean is below it. This is the training
-seed's noise; `paired_bootstrap.py` measures the test users' sampling noise instead.
+CPU's kernels may round differently, so the same seeds need not give the same run there).
+With --reference (say, a paper's number for --metric) it also reports how many seed standard
+deviations the mean is below it. This is the training seed's noise; `paired_bootstrap.py`
+measures the test users' sampling noise instead.
 """
 
 from __future__ import annotations

@@ -69,6 +69,7 @@ def main() -> int:
 
     from genrec.device import describe_machine
     from genrec.tokenizers import build_tokenizer
+    from genrec.training.checkpoint import atomic_write_text
 
     load_before = os.getloadavg()
     x = load_embeddings(args.dataset)
@@ -136,10 +137,8 @@ def main() -> int:
             print(f"  {name:9s} fit {timings[name]:7.1f}s")
         result["tokenizer_fit_seconds"] = timings
 
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2))
-    print(f"wrote {out}")
+    atomic_write_text(json.dumps(result, indent=2), args.out)
+    print(f"wrote {args.out}")
     return 0
 
 

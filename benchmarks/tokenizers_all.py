@@ -40,10 +40,11 @@ def main() -> int:
     import logging
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    from genrec.device import describe_machine
+    from genrec.device import describe_machine, resolve_device
     from genrec.text import TextEncoderConfig, embed_dataset
     from genrec.tokenizers.diagnostics import format_table
     from genrec.tokenizers.workflow import REPORT_FILE, load_dataset, tokenize_dataset
+    from genrec.training.checkpoint import atomic_write_text
 
     encoder = TextEncoderConfig()
     results: dict[str, list[dict]] = {}
@@ -63,7 +64,7 @@ def main() -> int:
                                              embeddings=embedded.embeddings, print_table=False)
                 report["embeddings"] = {"path": str(embedded.cache_path), "encoder": encoder.model,
                                         "pooling": encoder.pooling, "dim": int(embedded.embeddings.shape[1])}
-                report_path.write_text(json.dumps(report, indent=2, default=float))
+                atomic_write_text(json.dumps(report, indent=2, default=float), report_path)
             reports.append(report)
         results[name] = reports
         print(f"\n{name} ({dataset.num_items} items)\n{format_table(reports)}\n", flush=True)
@@ -75,11 +76,9 @@ def main() -> int:
                 failures.append(f"{name}/{r['tokenizer']}: IDs not unique")
             if name == "beauty" and r["tokenizer"] in ("rqvae", "cost") and r["utilization"][0] < 0.9:
                 failures.append(f"beauty/{r['tokenizer']}: level-1 utilisation {r['utilization'][0]:.3f} < 0.9")
-    summary = {"machine": describe_machine(),
+    summary = {"machine": describe_machine(resolve_device("auto")),  # where RQ-VAE / CoST (device auto) fit
                "encoder": encoder.model, "results": results, "failures": failures}
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(summary, indent=2, default=float))
+    atomic_write_text(json.dumps(summary, indent=2, default=float), args.out)
     if args.markdown:
         parts = [f"### {name}\n\n{format_table(reports, markdown=True)}\n" for name, reports in results.items()]
         Path(args.markdown).write_text("\n".join(parts))

@@ -61,7 +61,9 @@ def test_cpu_model_reads_cpuinfo_and_falls_back(tmp_path):
     assert cpu_model(tmp_path / "absent")  # platform's answer, never empty
 
 
-def test_describe_machine_names_the_gpu_only_on_cuda():
+def test_describe_machine_names_the_gpu_only_on_cuda(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA H200")
+    assert describe_machine(torch.device("cuda"))["gpu"] == "NVIDIA H200"
     machine = describe_machine(torch.device("cpu"))
     assert machine["device"] == "cpu" and machine["gpu"] is None
     assert machine["torch"] == torch.__version__ and machine["torch_threads"] == torch.get_num_threads()

@@ -1,7 +1,7 @@
 """The whole job: data -> model -> training -> evaluation, with every artefact in one run folder.
 
 Run folder layout: config.yaml (resolved), checkpoint.pt / best.pt, log.jsonl, tensorboard/,
-metrics.json ({"valid": {...}, "test": {...}}), summary.json (timings, memory) and, for a model
+metrics.json ({"valid": {...}, "test": {...}}), summary.json (timings, memory, the machine) and, for a model
 over semantic IDs, tokenizer/ (the fitted tokenizer, so the folder reloads without the caches).
 """
 
