@@ -1,8 +1,8 @@
 """Where a job runs (the device a config names) and what machine ran it.
 
 One place for both, so every stage reads `device: auto | cpu | cuda | cuda:1 ...` the same way and
-every run folder and benchmark JSON names its machine the same way: the same recipe trains at
-different speeds (and, in bf16, to slightly different numbers) on different CPUs, so a result
+every run folder and benchmark JSON names its machine the same way: the same recipe and seeds
+trained at different speeds and to different numbers on two CPUs (docs/results.md), so a result
 without its CPU cannot be compared. torch is imported inside the functions, so the faiss-only
 tokenizers load without it.
 """
