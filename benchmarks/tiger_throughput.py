@@ -4,9 +4,10 @@
         --threads 2 --out benchmarks/results/tiger_throughput_cpu.json
 
 For each formulation (configs/<dataset>/tiger.yaml and tiger-fast.yaml: same network and codes,
-bidirectional vs block-causal encoder) it times `--steps` AdamW steps after `--warmup` steps,
-counts the next-item targets they trained, and extrapolates one epoch (every training target
-once). It then times trie-constrained beam search (beam 20, top 20) on test users. The same
+bidirectional vs block-causal encoder) it times `--steps` steps of the config's optimizer
+(tiger.yaml: Adafactor since 2026-12-02, AdamW before; tiger-fast.yaml: AdamW) after
+`--warmup` steps, counts the next-item targets they trained, and extrapolates one epoch (every
+training target once). It then times trie-constrained beam search (beam 20, top 20) on test users. The same
 command on a GPU machine (`--device cuda`) gives the GPU figures.
 """
 
@@ -32,13 +33,13 @@ from genrec.data.batching import pad_left  # noqa: E402
 from genrec.device import describe_machine, resolve_device, synchronize  # noqa: E402
 from genrec.pipeline import build_experiment_model, load_experiment  # noqa: E402
 from genrec.training.checkpoint import atomic_write_text  # noqa: E402
-from genrec.training.trainer import autocast  # noqa: E402
+from genrec.training.trainer import TrainConfig, autocast, build_optimizer  # noqa: E402
 
 
-def time_training(model, dataset, batch_size: int, steps: int, warmup: int, device, precision: str) -> dict:
+def time_training(model, dataset, train_cfg: TrainConfig, steps: int, warmup: int, device) -> dict:
     model.train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    batches = model.training_batches(dataset, batch_size, np.random.default_rng(0))
+    optimizer = build_optimizer(model.parameters(), train_cfg)
+    batches = model.training_batches(dataset, train_cfg.batch_size, np.random.default_rng(0))
     all_batches = list(batches)
     total_targets = sum(model.batch_samples(b) for b in all_batches)
     order = np.random.default_rng(1).permutation(len(all_batches))[: warmup + steps]
@@ -49,7 +50,7 @@ def time_training(model, dataset, batch_size: int, steps: int, warmup: int, devi
             start = time.perf_counter()
         batch = {k: v.to(device) for k, v in all_batches[index].items()}
         optimizer.zero_grad(set_to_none=True)
-        with autocast(device, precision):
+        with autocast(device, train_cfg.precision):
             loss = model.calculate_loss(batch)
         loss.backward()
         optimizer.step()
@@ -105,9 +106,9 @@ def main() -> int:
         torch.manual_seed(0)
         model, _ = build_experiment_model(cfg, dataset)
         model = model.to(device)
-        entry = {"batch_size": cfg.train.batch_size, "precision": cfg.train.precision}
-        entry.update(time_training(model, dataset, cfg.train.batch_size, steps, warmup, device,
-                                   cfg.train.precision))
+        entry = {"batch_size": cfg.train.batch_size, "precision": cfg.train.precision,
+                 "optimizer": cfg.train.optimizer}
+        entry.update(time_training(model, dataset, cfg.train, steps, warmup, device))
         entry["decode"] = time_decoding(model, dataset, args.decode_users, cfg.eval.batch_size, device)
         result[name] = entry
         print(f"{name:18s} batch {entry['batch_size']:4d} {entry['precision']}  {entry['targets_per_s']:9.1f} targets/s  "

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from genrec.pipeline import experiment_from_dict, load_run, run_experiment, setup, train
-from genrec.training.trainer import TrainConfig, Trainer, lr_factor
+from genrec.training.trainer import TrainConfig, Trainer, build_optimizer, lr_factor
 
 
 def tiny_config(**train):
@@ -25,9 +25,13 @@ def weights(run_dir):
     return torch.load(run_dir / "checkpoint.pt", weights_only=False)["model"]
 
 
-def test_resume_matches_uninterrupted_run(tmp_path, monkeypatch):
+ADAFACTOR = {"optimizer": "adafactor", "lr": 0.01, "schedule": "constant", "warmup_steps": 0}
+
+
+@pytest.mark.parametrize("optimizer", [{}, ADAFACTOR], ids=["adamw", "adafactor"])
+def test_resume_matches_uninterrupted_run(tmp_path, monkeypatch, optimizer):
     straight = tmp_path / "straight"
-    train(setup(tiny_config(), straight))
+    train(setup(tiny_config(**optimizer), straight))
     # killed half-way through the third epoch, then resumed
     interrupted = tmp_path / "interrupted"
     original = Trainer._train_epoch
@@ -39,9 +43,9 @@ def test_resume_matches_uninterrupted_run(tmp_path, monkeypatch):
 
     monkeypatch.setattr(Trainer, "_train_epoch", dies_in_epoch_three)
     with pytest.raises(KeyboardInterrupt):
-        train(setup(tiny_config(), interrupted))
+        train(setup(tiny_config(**optimizer), interrupted))
     monkeypatch.setattr(Trainer, "_train_epoch", original)
-    summary = train(setup(tiny_config(), interrupted), resume=True)
+    summary = train(setup(tiny_config(**optimizer), interrupted), resume=True)
     assert summary["epochs_run"] == 3
     a, b = weights(straight), weights(interrupted)
     assert all(torch.equal(a[k], b[k]) for k in a)
@@ -162,10 +166,42 @@ def test_bf16_precision_trains_under_autocast_with_fp32_weights(tmp_path, monkey
     assert math.isclose(losses[0], losses[1], rel_tol=0.02)
 
 
-@pytest.mark.parametrize("field, value", [("precision", "fp8"), ("schedule", "cosinus")])
-def test_unknown_precision_or_schedule_is_a_clear_error_when_the_config_is_read(field, value):
+@pytest.mark.parametrize("field, value", [("precision", "fp8"), ("schedule", "cosinus"), ("optimizer", "sgd")])
+def test_unknown_precision_schedule_or_optimizer_is_a_clear_error_when_the_config_is_read(field, value):
     with pytest.raises(ValueError, match=f"train.{field} '{value}'"):
         tiny_config(**{field: value})
+
+
+def test_adamw_betas_with_adafactor_is_a_clear_error():
+    with pytest.raises(ValueError, match="train.betas is an AdamW setting; train.optimizer is 'adafactor'"):
+        tiny_config(**ADAFACTOR, betas=[0.9, 0.99])
+
+
+def test_adafactor_at_a_constant_lr_of_0_01_steps_as_t5s_schedule():
+    # The paper config's claim: PyTorch's Adafactor caps its relative step at min(lr, 1/sqrt(t)),
+    # so a constant lr of 0.01 is 0.01 for the first 10k steps, then inverse-sqrt decay (T5X).
+    param = torch.nn.Parameter(torch.ones(4))
+    optimizer = build_optimizer([param], TrainConfig(**ADAFACTOR))
+
+    def update_at(step):
+        if optimizer.state:
+            optimizer.state[param]["step"] = torch.tensor(float(step - 1))
+        before = param.detach().clone()
+        param.grad = torch.ones(4)
+        optimizer.step()
+        return ((before - param.detach()).abs().mean() / before.pow(2).mean().sqrt()).item()
+
+    assert math.isclose(update_at(1), 0.01, rel_tol=1e-3)
+    assert math.isclose(update_at(10_000), 0.01, rel_tol=1e-3)
+    assert math.isclose(update_at(40_000), 0.005, rel_tol=1e-3)
+
+
+def test_the_trainer_uses_the_configured_optimizer(tmp_path):
+    train(setup(tiny_config(**ADAFACTOR, epochs=2), tmp_path))
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=False)["optimizer"]["state"]
+    assert state and all("variance" in s or "row_var" in s for s in state.values())  # Adafactor's, not AdamW's
+    log = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert [r["lr"] for r in log] == [0.01, 0.01] and log[1]["train_loss"] < log[0]["train_loss"]
 
 
 def test_valid_ks_limits_the_cut_offs_computed_at_each_validation(tmp_path):

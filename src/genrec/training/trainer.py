@@ -1,4 +1,4 @@
-"""The trainer every model shares: AdamW, warm-up + decay, early stopping, resumable checkpoints.
+"""The trainer every model shares: AdamW or Adafactor, warm-up + decay, early stopping, resumable checkpoints.
 
 Per-epoch data order comes from a generator seeded by (seed, epoch) and the torch RNG
 state is checkpointed, so `resume` after a kill gives the same weights as a run that was
@@ -32,12 +32,17 @@ BEST = "best.pt"  # weights of the best validation epoch
 
 PRECISIONS = ("fp32", "bf16")
 SCHEDULES = ("cosine", "linear", "constant")
+OPTIMIZERS = ("adamw", "adafactor")
 
 
 @dataclass
 class TrainConfig:
     epochs: int = 200
     batch_size: int = 256
+    # adamw, or adafactor: T5X's default optimizer, which the TIGER paper trained with. PyTorch's
+    # Adafactor scales each step by the parameter's RMS and caps the rate at 1/sqrt(step), so a
+    # constant lr of 0.01 is T5's schedule: 0.01 for the first 10k steps, then inverse-sqrt decay.
+    optimizer: str = "adamw"
     lr: float = 1e-3
     weight_decay: float = 0.0
     betas: list[float] | None = None  # AdamW betas, default (0.9, 0.98)
@@ -74,6 +79,10 @@ class TrainConfig:
             raise ValueError(f"unknown train.precision {self.precision!r} ({', '.join(PRECISIONS)})")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"unknown train.schedule {self.schedule!r} ({', '.join(SCHEDULES)})")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"unknown train.optimizer {self.optimizer!r} ({', '.join(OPTIMIZERS)})")
+        if self.optimizer != "adamw" and self.betas is not None:
+            raise ValueError(f"train.betas is an AdamW setting; train.optimizer is {self.optimizer!r}")
         name, _, k = self.valid_metric.partition("@")
         if name not in ("recall", "ndcg") or not k.isdigit():
             raise ValueError(f"train.valid_metric {self.valid_metric!r} is not recall@K or ndcg@K")
@@ -106,6 +115,14 @@ def lr_factor(step: int, total: int, cfg: TrainConfig) -> float:
     return cfg.min_lr_ratio + (1.0 - cfg.min_lr_ratio) * decay
 
 
+def build_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """The optimizer `cfg.optimizer` names (TrainConfig checks the name)."""
+    if cfg.optimizer == "adafactor":
+        return torch.optim.Adafactor(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    betas = tuple(cfg.betas) if cfg.betas else (0.9, 0.98)
+    return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=betas)
+
+
 def peak_memory_mb(device: torch.device) -> float:
     """Peak resident memory of this process (CPU) or peak allocated GPU memory."""
     if device.type == "cuda":
@@ -127,8 +144,7 @@ class Trainer:
         self.out_dir = Path(out_dir)
         self.device = device
         self.seed = seed
-        betas = tuple(cfg.betas) if cfg.betas else (0.9, 0.98)
-        self.optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=betas)
+        self.optimizer = build_optimizer(model.parameters(), cfg)
         steps_per_epoch = sum(1 for _ in model.training_batches(dataset, cfg.batch_size, self._epoch_rng(0)))
         self.total_steps = steps_per_epoch * cfg.epochs
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
