@@ -111,7 +111,7 @@ def main() -> int:
         entry.update(time_training(model, dataset, cfg.train, steps, warmup, device))
         entry["decode"] = time_decoding(model, dataset, args.decode_users, cfg.eval.batch_size, device)
         result[name] = entry
-        print(f"{name:18s} batch {entry['batch_size']:4d} {entry['precision']}  {entry['targets_per_s']:9.1f} targets/s  "
+        print(f"{name:18s} batch {entry['batch_size']:4d} {entry['precision']} {entry['optimizer']}  {entry['targets_per_s']:9.1f} targets/s  "
               f"epoch ~{entry['epoch_seconds_estimate']:8.1f} s  decode {entry['decode']['users_per_s']:8.1f} users/s",
               flush=True)
     if "tiger" in result and "tiger-fast" in result:

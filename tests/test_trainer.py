@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from genrec.pipeline import experiment_from_dict, load_run, run_experiment, setup, train
-from genrec.training.trainer import TrainConfig, Trainer, build_optimizer, lr_factor
+from genrec.training.trainer import TrainConfig, Trainer, build_optimizer, effective_lr, lr_factor
 
 
 def tiny_config(**train):
@@ -177,31 +177,41 @@ def test_adamw_betas_with_adafactor_is_a_clear_error():
         tiny_config(**ADAFACTOR, betas=[0.9, 0.99])
 
 
-def test_adafactor_at_a_constant_lr_of_0_01_steps_as_t5s_schedule():
+@pytest.mark.parametrize("shape", [(4,), (6, 4)], ids=["vector", "factored matrix"])
+def test_adafactor_at_a_constant_lr_of_0_01_steps_as_t5s_schedule(shape):
     # The paper config's claim: PyTorch's Adafactor caps its relative step at min(lr, 1/sqrt(t)),
     # so a constant lr of 0.01 is 0.01 for the first 10k steps, then inverse-sqrt decay (T5X).
-    param = torch.nn.Parameter(torch.ones(4))
+    param = torch.nn.Parameter(torch.ones(shape))
     optimizer = build_optimizer([param], TrainConfig(**ADAFACTOR))
 
     def update_at(step):
         if optimizer.state:
             optimizer.state[param]["step"] = torch.tensor(float(step - 1))
         before = param.detach().clone()
-        param.grad = torch.ones(4)
+        param.grad = torch.ones(shape)
         optimizer.step()
         return ((before - param.detach()).abs().mean() / before.pow(2).mean().sqrt()).item()
 
-    assert math.isclose(update_at(1), 0.01, rel_tol=1e-3)
-    assert math.isclose(update_at(10_000), 0.01, rel_tol=1e-3)
-    assert math.isclose(update_at(40_000), 0.005, rel_tol=1e-3)
+    for step, expected in [(1, 0.01), (10_000, 0.01), (20_000, 0.01 / math.sqrt(2)), (40_000, 0.005)]:
+        assert math.isclose(update_at(step), expected, rel_tol=1e-3), step
+        assert math.isclose(effective_lr(0.01, step, TrainConfig(**ADAFACTOR)), expected, rel_tol=1e-3), step
+    assert effective_lr(0.01, 40_000, TrainConfig(lr=0.01)) == 0.01  # AdamW takes the lr as it is
 
 
 def test_the_trainer_uses_the_configured_optimizer(tmp_path):
-    train(setup(tiny_config(**ADAFACTOR, epochs=2), tmp_path))
+    run = setup(tiny_config(**ADAFACTOR, epochs=2), tmp_path)
+    train(run)
     state = torch.load(tmp_path / "checkpoint.pt", weights_only=False)["optimizer"]["state"]
     assert state and all("variance" in s or "row_var" in s for s in state.values())  # Adafactor's, not AdamW's
     log = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
-    assert [r["lr"] for r in log] == [0.01, 0.01] and log[1]["train_loss"] < log[0]["train_loss"]
+    assert log[1]["train_loss"] < log[0]["train_loss"]
+
+
+def test_resuming_with_another_optimizer_is_a_clear_error(tmp_path):
+    train(setup(tiny_config(epochs=1), tmp_path))  # AdamW
+    with pytest.raises(ValueError, match=r"checkpoint.pt was trained with train.optimizer=adamw, this config "
+                                         r"says adafactor: resume with the same optimizer, or start in a new --out"):
+        train(setup(tiny_config(**ADAFACTOR, epochs=2), tmp_path), resume=True)
 
 
 def test_valid_ks_limits_the_cut_offs_computed_at_each_validation(tmp_path):

@@ -39,7 +39,7 @@ OPTIMIZERS = ("adamw", "adafactor")
 class TrainConfig:
     epochs: int = 200
     batch_size: int = 256
-    # adamw, or adafactor: T5X's default optimizer, which the TIGER paper trained with. PyTorch's
+    # adamw, or adafactor: T5X's default optimizer (the TIGER paper trained with T5X). PyTorch's
     # Adafactor scales each step by the parameter's RMS and caps the rate at 1/sqrt(step), so a
     # constant lr of 0.01 is T5's schedule: 0.01 for the first 10k steps, then inverse-sqrt decay.
     optimizer: str = "adamw"
@@ -115,6 +115,19 @@ def lr_factor(step: int, total: int, cfg: TrainConfig) -> float:
     return cfg.min_lr_ratio + (1.0 - cfg.min_lr_ratio) * decay
 
 
+def effective_lr(lr: float, step: int, cfg: TrainConfig) -> float:
+    """The rate the optimizer applies at `step` (1-based) under the scheduler's `lr`: Adafactor
+    caps it at 1/sqrt(step), so the log shows its inverse-sqrt decay."""
+    return min(lr, step ** -0.5) if cfg.optimizer == "adafactor" and step > 0 else lr
+
+
+def saved_optimizer_name(optimizer_state: dict) -> str:
+    """Which optimizer wrote `optimizer_state`, from its hyper-parameters (checkpoints from
+    before train.optimizer existed do not name it)."""
+    groups = optimizer_state.get("param_groups") or [{}]
+    return "adamw" if "betas" in groups[0] else "adafactor"
+
+
 def build_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
     """The optimizer `cfg.optimizer` names (TrainConfig checks the name)."""
     if cfg.optimizer == "adafactor":
@@ -173,6 +186,10 @@ class Trainer:
             return False
         state = torch.load(path, map_location=self.device, weights_only=False)
         load_weights(self.model, state["model"], path)
+        saved = saved_optimizer_name(state["optimizer"])
+        if saved != self.cfg.optimizer:
+            raise ValueError(f"{path} was trained with train.optimizer={saved}, this config says "
+                             f"{self.cfg.optimizer}: resume with the same optimizer, or start in a new --out")
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.epoch, self.best_value = state["epoch"], state["best_value"]
@@ -271,7 +288,8 @@ class Trainer:
             samples += size
             bar.set_postfix(loss=f"{loss.item():.4f}")
         seconds = time.perf_counter() - start
-        return {"train_loss": total_loss / max(1, samples), "lr": self.scheduler.get_last_lr()[0],
+        lr = effective_lr(self.scheduler.get_last_lr()[0], self.scheduler.last_epoch, self.cfg)
+        return {"train_loss": total_loss / max(1, samples), "lr": lr,
                 "epoch_seconds": round(seconds, 3), "samples_per_s": round(samples / max(seconds, 1e-9), 1),
                 "skipped_steps": skipped,
                 "peak_memory_mb": round(peak_memory_mb(self.device), 1)}
