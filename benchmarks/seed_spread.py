@@ -76,7 +76,8 @@ def read_run(run_dir: Path, split: str, metrics: list[str]) -> dict:
     seconds = summary.get("train_seconds")
     machine = summary.get("machine")  # absent from runs made before summary.json recorded it
     return {"config": config, "metrics": {m: scores[m] for m in metrics},
-            "cpu": machine.get("cpu") if isinstance(machine, dict) else None,
+            "cpu": " ".join(str(machine[k]) for k in ("cpu", "cpu_id") if machine.get(k))
+            if isinstance(machine, dict) else None,
             "best_epoch": summary.get("best_epoch"), "epochs_run": summary.get("epochs_run"),
             "train_minutes": round(seconds / 60, 1) if isinstance(seconds, (int, float)) else None}
 

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from genrec.config import ConfigError
-from genrec.device import cpu_model, describe_machine, resolve_device
+from genrec.device import describe_cpu, describe_machine, resolve_device
 from genrec.pipeline import experiment_from_dict, setup
 from genrec.tokenizers import build_tokenizer, load_tokenizer
 
@@ -54,11 +54,15 @@ def test_a_gpu_fitted_rqvae_loads_on_the_cpu(no_cuda, tmp_path):
     assert (loaded.encode(x) == tok.encode(x)).all()
 
 
-def test_cpu_model_reads_cpuinfo_and_falls_back(tmp_path):
+def test_describe_cpu_reads_the_first_processor_and_falls_back(tmp_path):
     info = tmp_path / "cpuinfo"
-    info.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC 9B45\nflags\t: avx2\n")
-    assert cpu_model(info) == "AMD EPYC 9B45"
-    assert cpu_model(tmp_path / "absent")  # platform's answer, never empty
+    info.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 17\n"
+                    "model name\t: AMD EPYC\nstepping\t: 1\nflags\t\t: fpu avx2 avx512f avx512_bf16\n\n"
+                    "processor\t: 1\nmodel name\t: other\n")
+    assert describe_cpu(info) == {"cpu": "AMD EPYC", "cpu_id": "family 25 model 17 stepping 1",
+                                  "cpu_flags": ["avx2", "avx512f", "avx512_bf16"]}
+    absent = describe_cpu(tmp_path / "absent")
+    assert absent["cpu"] and absent["cpu_id"] is None and absent["cpu_flags"] is None  # platform's name
 
 
 def test_describe_machine_names_the_gpu_only_on_cuda(monkeypatch):

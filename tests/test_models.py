@@ -79,12 +79,34 @@ def test_popularity_counts_only_training_part(small):
     assert scores.shape == (3, small.num_items + 1)
 
 
-def test_cpu_dropout_keeps_expectation_and_is_identity_in_eval():
+def test_cpu_dropout_keeps_expectation_follows_the_seed_and_is_identity_in_eval():
     from genrec.models.layers import Dropout
 
     layer = Dropout(0.3)
-    x = torch.ones(200_000)
+    for dtype in (torch.float32, torch.bfloat16):
+        x = torch.ones(200_001, dtype=dtype)  # not a multiple of the four mask lanes per draw
+        y = layer(x)
+        assert y.dtype == dtype and y.shape == x.shape
+        assert ((y == 0).float().mean() - 0.3).abs() < 0.01
+        assert (y.float().mean() - 1.0).abs() < 0.01
+        assert torch.allclose(y[y != 0].float(), torch.tensor(1 / 0.7), rtol=1e-2)  # kept values scaled
+    torch.manual_seed(3)
+    first = layer(torch.ones(1000))
+    torch.manual_seed(3)
+    assert torch.equal(layer(torch.ones(1000)), first)
+    assert not torch.equal(layer(torch.ones(1000)), first)
+    x = torch.ones(4000, requires_grad=True)
     y = layer(x)
-    assert ((y == 0).float().mean() - 0.3).abs() < 0.01
-    assert (y.mean() - 1.0).abs() < 0.01
+    y.sum().backward()
+    assert torch.equal(x.grad, y.detach())  # the gradient passes through the same mask and scale
     assert torch.equal(layer.eval()(x), x)
+    assert torch.equal(Dropout(0.0).train()(x), x)
+    with pytest.raises(ValueError, match="dropout must be in"):
+        Dropout(1.0)
+
+
+def test_sasrec_config_names_a_bad_dropout():
+    from genrec.models.sasrec import SASRecConfig
+
+    with pytest.raises(ValueError, match=r"model.dropout must be in \[0, 1\), got -0.1"):
+        SASRecConfig(dropout=-0.1)

@@ -320,6 +320,7 @@ def test_recommend_shows_semantic_ids(small, tokenizer, tmp_path):
     ({"tokenizer": "rqkmeans", "tokenizer_params": {"steps": 10}}, "model.tokenizer_params.steps"),
     ({"activation": "swish"}, "model.activation: 'swish'"),
     ({"beam_scoring": "normalised"}, "model.beam_scoring: 'normalised'"),
+    ({"dropout": 1.0}, r"model.dropout must be in \[0, 1\), got 1.0"),
 ])
 def test_bad_model_options_are_named_when_the_config_is_read(changes, message):
     with pytest.raises(ValueError, match=message):

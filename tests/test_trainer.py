@@ -198,6 +198,26 @@ def test_adafactor_at_a_constant_lr_of_0_01_steps_as_t5s_schedule(shape):
     assert effective_lr(0.01, 40_000, TrainConfig(lr=0.01)) == 0.01  # AdamW takes the lr as it is
 
 
+def test_adamw_is_fused_on_the_cpu_and_steps_as_the_per_parameter_loop():
+    torch.manual_seed(0)
+    params = [torch.nn.Parameter(torch.randn(5, 3)), torch.nn.Parameter(torch.randn(3))]
+    reference = [torch.nn.Parameter(p.detach().clone()) for p in params]
+    cfg = TrainConfig(lr=0.01, weight_decay=0.1)
+    fused = build_optimizer(params, cfg)
+    loop = torch.optim.AdamW(reference, lr=0.01, weight_decay=0.1, betas=(0.9, 0.98), foreach=False)
+    assert fused.param_groups[0]["fused"] is True
+    start = [p.detach().clone() for p in params]
+    for _ in range(5):
+        grads = [torch.randn_like(p) for p in params]
+        for p, q, g in zip(params, reference, grads):
+            p.grad, q.grad = g.clone(), g.clone()
+        fused.step()
+        loop.step()
+    for p, q in zip(params, reference):
+        assert torch.allclose(p, q, atol=1e-6)
+    assert all(not torch.allclose(p, s) for p, s in zip(params, start))  # it did move them
+
+
 def test_the_trainer_uses_the_configured_optimizer(tmp_path):
     run = setup(tiny_config(**ADAFACTOR, epochs=2), tmp_path)
     train(run)

@@ -47,24 +47,37 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def cpu_model(cpuinfo: str | Path = "/proc/cpuinfo") -> str:
-    """The CPU's marketing name ("AMD EPYC 9B45", "Intel(R) Xeon(R) Processor"); `platform` only
-    says "x86_64" on Linux."""
+# Instruction sets that decide how fast bf16 training runs on a CPU (docs/results.md: 1.4-1.7x).
+SPEED_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
+
+
+def describe_cpu(cpuinfo: str | Path = "/proc/cpuinfo") -> dict:
+    """The CPU's marketing name ("AMD EPYC 9B45", "Intel(R) Xeon(R) Processor"), its
+    family/model/stepping and its bf16-relevant instruction sets. A VM often shows only "AMD EPYC":
+    the family and model then tell Zen 4 (family 25) from Zen 5 (family 26). Off Linux, the name
+    is what `platform` knows and the rest is None."""
+    fields: dict[str, str] = {}
     try:
         for line in Path(cpuinfo).read_text(errors="replace").splitlines():
             key, _, value = line.partition(":")
-            if key.strip() == "model name" and value.strip():
-                return value.strip()
+            if not key.strip() and fields:
+                break  # the first processor's block is enough: a VM's cores are alike
+            fields.setdefault(key.strip(), value.strip())
     except OSError:
         pass  # not Linux: fall back to what platform knows
-    return platform.processor() or platform.machine()
+    ident = [f"{name} {fields[key]}" for name, key in
+             (("family", "cpu family"), ("model", "model"), ("stepping", "stepping")) if fields.get(key)]
+    flags = fields.get("flags", "").split()
+    return {"cpu": fields.get("model name") or platform.processor() or platform.machine(),
+            "cpu_id": " ".join(ident) or None,
+            "cpu_flags": [f for f in SPEED_FLAGS if f in flags] if flags else None}
 
 
 def describe_machine(device: torch.device | None = None) -> dict:
     """What a result was measured on: CPU, cores, torch threads, versions and, on CUDA, the GPU."""
     import torch  # noqa: PLC0415
 
-    info = {"cpu": cpu_model(), "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+    info = {**describe_cpu(), "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
             "platform": platform.platform(), "python": platform.python_version(), "torch": torch.__version__}
     if device is not None:
         info["device"] = str(device)

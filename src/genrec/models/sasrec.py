@@ -36,6 +36,10 @@ class SASRecConfig:
     all_windows: bool = True
     init_std: float = 0.02
 
+    def __post_init__(self):
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"model.dropout must be in [0, 1), got {self.dropout}")
+
 
 @MODELS.register("sasrec")
 class SASRec(Recommender):

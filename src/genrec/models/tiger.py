@@ -81,6 +81,8 @@ class TIGERConfig:
     beam_scoring: str = "vocabulary"
 
     def __post_init__(self):
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"model.dropout must be in [0, 1), got {self.dropout}")
         if self.activation not in _ACTIVATIONS:
             raise ValueError(f"model.activation: '{self.activation}' is not one of {sorted(_ACTIVATIONS)}")
         if self.beam_scoring not in BEAM_SCORINGS:

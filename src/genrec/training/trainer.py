@@ -133,7 +133,11 @@ def build_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
     if cfg.optimizer == "adafactor":
         return torch.optim.Adafactor(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     betas = tuple(cfg.betas) if cfg.betas else (0.9, 0.98)
-    return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=betas)
+    params = list(params)
+    # One fused kernel instead of a loop over parameters: 1.4 ms instead of 7 per step on 2 CPU
+    # cores for the fast TIGER's 47 tensors (docs/results.md); same update up to rounding.
+    fused = all(p.device.type in ("cpu", "cuda") for p in params)
+    return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=betas, fused=fused)
 
 
 def peak_memory_mb(device: torch.device) -> float:
