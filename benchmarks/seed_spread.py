@@ -76,8 +76,9 @@ def read_run(run_dir: Path, split: str, metrics: list[str]) -> dict:
     seconds = summary.get("train_seconds")
     machine = summary.get("machine")  # absent from runs made before summary.json recorded it
     return {"config": config, "metrics": {m: scores[m] for m in metrics},
-            "cpu": " ".join(str(machine[k]) for k in ("cpu", "cpu_id") if machine.get(k))
-            if isinstance(machine, dict) else None,
+            "cpu": machine.get("cpu") if isinstance(machine, dict) else None,
+            # family/model/stepping: recorded since 2026-12-02; a VM's name may be just "AMD EPYC"
+            "cpu_id": machine.get("cpu_id") if isinstance(machine, dict) else None,
             "best_epoch": summary.get("best_epoch"), "epochs_run": summary.get("epochs_run"),
             "train_minutes": round(seconds / 60, 1) if isinstance(seconds, (int, float)) else None}
 
@@ -104,7 +105,8 @@ def main() -> int:
     values = {m: np.array([r["metrics"][m] for r in runs.values()], dtype=float) for m in metrics}
     spread = {m: {"mean": v.mean(), "sd": v.std(ddof=1), "min": v.min(), "max": v.max()} for m, v in values.items()}
     cpus = sorted({str(r["cpu"]) for r in runs.values()})
-    result = {"args": vars(args), "runs": runs, "config_keys_that_differ": differing, "cpus": cpus,
+    cpu_ids = sorted({r["cpu_id"] for r in runs.values() if r["cpu_id"]})
+    result = {"args": vars(args), "runs": runs, "config_keys_that_differ": differing, "cpus": cpus, "cpu_ids": cpu_ids,
               "spread": {m: {s: round(float(x), 5) for s, x in stats.items()} for m, stats in spread.items()}}
     print(f"{'run':40s} " + " ".join(f"{m:>9s}" for m in metrics) + "  best/run epochs  train min")
     for run_dir, run in runs.items():
@@ -115,6 +117,8 @@ def main() -> int:
     print("config keys that differ:", ", ".join(f"{k} {v}" for k, v in differing.items()) or "none")
     if len(cpus) > 1:
         print("trained on different CPUs ('None': not recorded):", "; ".join(cpus))
+    if len(cpu_ids) > 1:
+        print("trained on different CPU models (runs that recorded one):", "; ".join(cpu_ids))
     if args.reference is not None:
         sd = spread[args.metric]["sd"]
         below = float((args.reference - spread[args.metric]["mean"]) / sd) if sd > 0 else None

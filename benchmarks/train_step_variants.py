@@ -85,24 +85,26 @@ def main() -> int:
     order = np.random.default_rng(1).permutation(len(batches))
     targets = []
     shuffle = np.random.default_rng(2)
-    for round_ in range(args.warmup + args.rounds):
-        batch = batches[order[round_ % len(order)]]
-        # A new order of the variants each round: a fixed one would give each the same
-        # predecessor, whose leftovers (allocator state, caches) it would always inherit.
-        for index in shuffle.permutation(len(variants)):
-            (mask, _), (replica, optimizer, times) = list(variants.items())[index]
-            Dropout.forward = MASKS[mask]
-            start = time.perf_counter()
-            optimizer.zero_grad(set_to_none=True)
-            with autocast(device, cfg.train.precision):
-                loss = replica.calculate_loss(batch)
-            loss.backward()
-            optimizer.step()
+    try:
+        for round_ in range(args.warmup + args.rounds):
+            batch = batches[order[round_ % len(order)]]
+            # A new order of the variants each round: a fixed one would give each the same
+            # predecessor, whose leftovers (allocator state, caches) it would always inherit.
+            for index in shuffle.permutation(len(variants)):
+                (mask, _), (replica, optimizer, times) = list(variants.items())[index]
+                Dropout.forward = MASKS[mask]
+                start = time.perf_counter()
+                optimizer.zero_grad(set_to_none=True)
+                with autocast(device, cfg.train.precision):
+                    loss = replica.calculate_loss(batch)
+                loss.backward()
+                optimizer.step()
+                if round_ >= args.warmup:
+                    times.append(time.perf_counter() - start)
             if round_ >= args.warmup:
-                times.append(time.perf_counter() - start)
-        if round_ >= args.warmup:
-            targets.append(model.batch_samples(batch))
-    Dropout.forward = INT16_LANES
+                targets.append(model.batch_samples(batch))
+    finally:
+        Dropout.forward = INT16_LANES
     mean_targets = float(np.mean(targets))
     result = {"config": str(args.config), "overrides": args.set, "precision": cfg.train.precision,
               "batch_size": cfg.train.batch_size, "rounds": args.rounds, "warmup": args.warmup,

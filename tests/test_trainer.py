@@ -7,7 +7,14 @@ import pytest
 import torch
 
 from genrec.pipeline import experiment_from_dict, load_run, run_experiment, setup, train
-from genrec.training.trainer import TrainConfig, Trainer, build_optimizer, effective_lr, lr_factor
+from genrec.training.trainer import (
+    TrainConfig,
+    Trainer,
+    build_optimizer,
+    effective_lr,
+    load_optimizer_state,
+    lr_factor,
+)
 
 
 def tiny_config(**train):
@@ -216,6 +223,28 @@ def test_adamw_is_fused_on_the_cpu_and_steps_as_the_per_parameter_loop():
     for p, q in zip(params, reference):
         assert torch.allclose(p, q, atol=1e-6)
     assert all(not torch.allclose(p, s) for p, s in zip(params, start))  # it did move them
+
+
+def test_a_checkpoint_of_the_per_parameter_adamw_resumes_fused():
+    torch.manual_seed(0)
+    param = torch.nn.Parameter(torch.randn(4, 3))
+    twin = torch.nn.Parameter(param.detach().clone())
+    loop = torch.optim.AdamW([param], lr=0.01, betas=(0.9, 0.98), foreach=False)  # as saved before 2026-12-02
+    reference = torch.optim.AdamW([twin], lr=0.01, betas=(0.9, 0.98), foreach=False)
+    for _ in range(3):
+        grad = torch.randn(4, 3)
+        param.grad, twin.grad = grad.clone(), grad.clone()
+        loop.step()
+        reference.step()
+    resumed = build_optimizer([param], TrainConfig(lr=0.01))
+    load_optimizer_state(resumed, loop.state_dict())
+    assert resumed.param_groups[0]["fused"] is True  # not the saved group's None
+    assert resumed.state[param]["step"].dtype == torch.float32 and resumed.state[param]["step"].item() == 3
+    grad = torch.randn(4, 3)
+    param.grad, twin.grad = grad.clone(), grad.clone()
+    resumed.step()
+    reference.step()
+    assert torch.allclose(param, twin, atol=1e-6)  # the moments carried over
 
 
 def test_the_trainer_uses_the_configured_optimizer(tmp_path):

@@ -54,7 +54,7 @@ SPEED_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
 def describe_cpu(cpuinfo: str | Path = "/proc/cpuinfo") -> dict:
     """The CPU's marketing name ("AMD EPYC 9B45", "Intel(R) Xeon(R) Processor"), its
     family/model/stepping and its bf16-relevant instruction sets. A VM often shows only "AMD EPYC":
-    the family and model then tell Zen 4 (family 25) from Zen 5 (family 26). Off Linux, the name
+    the family and model then tell, say, Zen 4 (family 25, model 17) from Zen 5 (family 26). Off Linux, the name
     is what `platform` knows and the rest is None."""
     fields: dict[str, str] = {}
     try:

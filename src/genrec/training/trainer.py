@@ -140,6 +140,23 @@ def build_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
     return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=betas, fused=fused)
 
 
+def load_optimizer_state(optimizer: torch.optim.Optimizer, state: dict) -> None:
+    """`optimizer.load_state_dict`, keeping the implementation `build_optimizer` chose: PyTorch
+    takes the saved groups' `fused` flag, so a checkpoint written before AdamW was fused would
+    resume on the slower per-parameter loop. A fused AdamW wants its step counts as float32 on
+    the parameters' device."""
+    fused = [group.get("fused") for group in optimizer.param_groups]
+    optimizer.load_state_dict(state)
+    for group, chosen in zip(optimizer.param_groups, fused):
+        if "fused" not in group:
+            continue  # an optimizer without the option (Adafactor)
+        group["fused"] = chosen
+        for param in group["params"] if chosen else ():
+            param_state = optimizer.state.get(param, {})
+            if "step" in param_state:
+                param_state["step"] = param_state["step"].to(param.device, torch.float32)
+
+
 def peak_memory_mb(device: torch.device) -> float:
     """Peak resident memory of this process (CPU) or peak allocated GPU memory."""
     if device.type == "cuda":
@@ -194,7 +211,7 @@ class Trainer:
         if saved != self.cfg.optimizer:
             raise ValueError(f"{path} was trained with train.optimizer={saved}, this config says "
                              f"{self.cfg.optimizer}: resume with the same optimizer, or start in a new --out")
-        self.optimizer.load_state_dict(state["optimizer"])
+        load_optimizer_state(self.optimizer, state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.epoch, self.best_value = state["epoch"], state["best_value"]
         self.best_epoch, self.bad_evals, self.history = state["best_epoch"], state["bad_evals"], state["history"]
