@@ -5,7 +5,8 @@
 
 For each formulation (configs/<dataset>/tiger.yaml and tiger-fast.yaml: same network and codes,
 bidirectional vs block-causal encoder) it times `--steps` steps of the config's optimizer
-(tiger.yaml: Adafactor since 2026-12-02, AdamW before; tiger-fast.yaml: AdamW) after
+(tiger.yaml: Adafactor since 2026-12-02, AdamW before; tiger-fast.yaml: AdamW, fused and with
+cheaper CPU dropout masks since 2026-12-02: benchmarks/train_step_variants.py) after
 `--warmup` steps, counts the next-item targets they trained, and extrapolates one epoch (every
 training target once). It then times trie-constrained beam search (beam 20, top 20) on test users. The same
 command on a GPU machine (`--device cuda`) gives the GPU figures.

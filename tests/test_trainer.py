@@ -1,4 +1,6 @@
+import dataclasses
 import json
+import logging
 import math
 import re
 
@@ -6,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from genrec.config import ConfigError
 from genrec.pipeline import experiment_from_dict, load_run, run_experiment, setup, train
 from genrec.training.trainer import (
     TrainConfig,
@@ -127,6 +130,23 @@ def test_time_limit_stops_after_a_validated_epoch(tmp_path):
     resumed = train(setup(tiny_config(epochs=5, eval_every=3, time_limit_minutes=1e-6), tmp_path / "run"),
                     resume=True)
     assert resumed["epochs_run"] == 1 and resumed["stopped_by_time_limit"]
+
+
+def test_the_job_budget_counts_the_time_before_training_and_keeps_it_on_resume(tmp_path, caplog):
+    cfg = dataclasses.replace(tiny_config(epochs=3), time_budget_minutes=1.0)
+    assert train(setup(cfg, tmp_path / "fresh"), seconds_before=0.0)["epochs_run"] == 3  # a minute is plenty
+    with caplog.at_level(logging.INFO, logger="genrec.training.trainer"):
+        summary = train(setup(cfg, tmp_path / "run"), seconds_before=59.999)  # stages took the minute
+    assert summary["stopped_by_time_limit"] and summary["epochs_run"] == 1
+    assert "time_budget_minutes=1 (the job's 1.0 minutes before training included) reached after epoch 1" in caplog.text
+    # the resumed job's own stages were quick (cached), but the first job's minute is still spent
+    resumed = train(setup(cfg, tmp_path / "run"), resume=True, seconds_before=0.1)
+    assert resumed["epochs_run"] == 1 and resumed["stopped_by_time_limit"]
+
+
+def test_a_negative_job_budget_is_a_config_error():
+    with pytest.raises(ConfigError, match="time_budget_minutes: must be >= 0"):
+        experiment_from_dict({"time_budget_minutes": -5})
 
 
 def test_stop_after_epoch_runs_the_start_of_the_schedule_and_resume_finishes_it(tmp_path):

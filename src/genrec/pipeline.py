@@ -72,6 +72,12 @@ class ExperimentConfig:
     # Names the default run folder, runs/<dataset>/<name>, so two configs of one model do not
     # overwrite each other's runs; load_experiment sets it to the YAML file's name. "" = model name.
     name: str = ""
+    # Wall-clock budget of the whole `genrec run` job in minutes (0 = none): data, text
+    # embeddings, behaviour model, tokenizer and the main model's training with its validations.
+    # Training stops after the epoch that crosses it, as with train.time_limit_minutes (which
+    # bounds the training alone), so a slower CPU's longer stages come out of the training's
+    # time. The final evaluation comes after it: leave it room.
+    time_budget_minutes: float = 0.0
 
     def to_yaml(self) -> str:
         raw = dataclasses.asdict(self)
@@ -111,6 +117,8 @@ def experiment_from_dict(raw: dict) -> ExperimentConfig:
         behaviour["model"] = {"name": spec.name, **spec.params}
     raw["behaviour"] = behaviour
     cfg = from_dict(ExperimentConfig, raw)
+    if cfg.time_budget_minutes < 0:
+        raise ConfigError(f"time_budget_minutes: must be >= 0 (0 = no budget), got {cfg.time_budget_minutes}")
     if cfg.behaviour.weight < 0:
         raise ConfigError(f"behaviour.weight: must be >= 0, got {cfg.behaviour.weight}")
     if cfg.behaviour.weight > 0 and "tokenizer" not in cfg.model.params:
@@ -203,20 +211,22 @@ def behaviour_vectors(cfg: ExperimentConfig, dataset: SequenceDataset) -> tuple[
     return np.load(path), stage
 
 
-def train(run: Run, resume: bool = False) -> dict:
-    """Fits the model (gradient training, or counting for non-trainable models)."""
+def train(run: Run, resume: bool = False, seconds_before: float = 0.0) -> dict:
+    """Fits the model (gradient training, or counting for non-trainable models). `seconds_before`:
+    what the job spent before training, counted against the config's `time_budget_minutes`."""
     start = time.perf_counter()
     if not run.model.trainable:
         run.model.fit_counts(run.dataset)
         torch.save(run.model.state_dict(), run.out_dir / BEST)
         return {"train_seconds": round(time.perf_counter() - start, 3)}
     trainer = Trainer(run.model, run.dataset, run.evaluator, run.config.train, run.out_dir, run.device,
-                      run.config.seed)
+                      run.config.seed, job_budget=(run.config.time_budget_minutes * 60, seconds_before))
     if resume and not trainer.resume():
         log.info("no checkpoint in %s: starting from scratch", run.out_dir)
     summary = trainer.fit()
     epochs = [h["epoch_seconds"] for h in trainer.history]
     summary.update({"train_seconds": round(time.perf_counter() - start, 3),
+                    "seconds_before_training": round(seconds_before, 3),
                     "mean_epoch_seconds": round(sum(epochs) / max(1, len(epochs)), 3),
                     "samples_per_s": trainer.history[-1]["samples_per_s"] if trainer.history else None})
     return summary
@@ -229,8 +239,9 @@ def evaluate(run: Run, splits: tuple[str, ...] = ("valid", "test")) -> dict:
 
 def run_experiment(cfg: ExperimentConfig, out_dir: str | Path | None = None, resume: bool = False) -> dict:
     """The main job; returns {"valid": ..., "test": ...} and writes metrics.json + summary.json."""
+    start = time.perf_counter()
     run = setup(cfg, out_dir)
-    summary = train(run, resume=resume)
+    summary = train(run, resume=resume, seconds_before=time.perf_counter() - start)
     metrics = evaluate(run)
     summary.update({**run.stages, "dataset": run.dataset.stats(), "device": str(run.device),
                     "machine": describe_machine(run.device),

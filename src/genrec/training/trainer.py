@@ -166,8 +166,12 @@ def peak_memory_mb(device: torch.device) -> float:
 
 class Trainer:
     def __init__(self, model: Recommender, dataset: SequenceDataset, evaluator: Evaluator, cfg: TrainConfig,
-                 out_dir: str | Path, device: torch.device, seed: int = 42):
+                 out_dir: str | Path, device: torch.device, seed: int = 42,
+                 job_budget: tuple[float, float] = (0.0, 0.0)):
+        """`job_budget`: (seconds the whole job may take, 0 = no limit; seconds it spent before
+        training). A resumed run keeps the seconds its first job spent, from the checkpoint."""
         self.model = model.to(device)
+        self.job_budget_seconds, self.seconds_before_training = job_budget
         self.dataset = dataset
         self.evaluator = evaluator
         self.cfg = cfg
@@ -198,7 +202,8 @@ class Trainer:
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(), "epoch": self.epoch, "best_value": self.best_value,
                 "best_epoch": self.best_epoch, "bad_evals": self.bad_evals, "history": self.history,
-                "skipped_in_a_row": self.skipped_in_a_row, "rng": rng_state()}
+                "skipped_in_a_row": self.skipped_in_a_row, "seconds_before_training": self.seconds_before_training,
+                "rng": rng_state()}
 
     def resume(self) -> bool:
         """Loads the last checkpoint in out_dir, if any; returns whether one was found."""
@@ -216,6 +221,7 @@ class Trainer:
         self.epoch, self.best_value = state["epoch"], state["best_value"]
         self.best_epoch, self.bad_evals, self.history = state["best_epoch"], state["bad_evals"], state["history"]
         self.skipped_in_a_row = state.get("skipped_in_a_row", 0)  # absent from older checkpoints
+        self.seconds_before_training = state.get("seconds_before_training", self.seconds_before_training)
         set_rng_state(state["rng"])
         log.info("resumed from %s after epoch %d (best %s=%.4f at epoch %d)", path, self.epoch,
                  self.cfg.valid_metric, self.best_value, self.best_epoch)
@@ -234,15 +240,15 @@ class Trainer:
         writer = self._tensorboard()
         log_path = self.out_dir / "log.jsonl"
         stopped = self.bad_evals >= self.cfg.patience
-        limit = self.cfg.time_limit_minutes * 60
         # A run resumed after its budget was spent trains no further.
-        out_of_time = limit > 0 and self._elapsed_seconds() >= limit
+        out_of_time = self._time_limit_reached(self._elapsed_seconds()) is not None
         last_epoch = min(self.cfg.epochs, self.cfg.stop_after_epoch or self.cfg.epochs)
         while self.epoch < last_epoch and not stopped and not out_of_time:
             start = time.perf_counter()
             before = self._elapsed_seconds()
             record = self._train_epoch()
-            out_of_time = limit > 0 and before + record["epoch_seconds"] >= limit
+            limit_reached = self._time_limit_reached(before + record["epoch_seconds"])
+            out_of_time = limit_reached is not None
             if (self.epoch + 1) % self.cfg.eval_every == 0 or self.epoch + 1 == last_epoch or out_of_time:
                 valid = self.evaluator.evaluate(self.model, "valid", self.device, progress=self.cfg.progress,
                                                 max_users=self.cfg.valid_users, ks=self.valid_ks)
@@ -258,7 +264,7 @@ class Trainer:
             record["epoch"] = self.epoch
             record["elapsed_seconds"] = round(before + time.perf_counter() - start, 3)
             if out_of_time:
-                log.info("time limit of %.1f minutes reached after epoch %d", self.cfg.time_limit_minutes, self.epoch)
+                log.info("%s reached after epoch %d", limit_reached, self.epoch)
             self.history.append(record)
             atomic_save(self._state(), self.out_dir / CHECKPOINT)
             # Rewritten from the checkpointed history, so a resumed run's log has no gaps or repeats.
@@ -270,6 +276,17 @@ class Trainer:
         return {"best_epoch": self.best_epoch, f"best_valid_{self.cfg.valid_metric}": self.best_value,
                 "epochs_run": self.epoch, "stopped_early": stopped and self.epoch < self.cfg.epochs,
                 "stopped_by_time_limit": out_of_time}
+
+    def _time_limit_reached(self, training_seconds: float) -> str | None:
+        """Which wall-clock limit `training_seconds` of training crossed, if any."""
+        limit = self.cfg.time_limit_minutes * 60
+        if limit > 0 and training_seconds >= limit:
+            return f"train.time_limit_minutes={self.cfg.time_limit_minutes:g}"
+        spent = self.seconds_before_training + training_seconds
+        if self.job_budget_seconds > 0 and spent >= self.job_budget_seconds:
+            return (f"time_budget_minutes={self.job_budget_seconds / 60:g} (the job's "
+                    f"{self.seconds_before_training / 60:.1f} minutes before training included)")
+        return None
 
     def _elapsed_seconds(self) -> float:
         # Checkpoints written before elapsed_seconds existed have no such field: count from 0.
