@@ -38,7 +38,7 @@ from genrec.device import describe_machine  # noqa: E402
 from genrec.models.layers import Dropout  # noqa: E402
 from genrec.pipeline import build_experiment_model, load_experiment  # noqa: E402
 from genrec.training.checkpoint import atomic_write_text  # noqa: E402
-from genrec.training.trainer import autocast  # noqa: E402
+from genrec.training.trainer import autocast, build_optimizer  # noqa: E402
 
 INT16_LANES = Dropout.forward
 
@@ -72,15 +72,16 @@ def main() -> int:
     torch.manual_seed(0)
     model, _ = build_experiment_model(cfg, dataset)
     device = torch.device("cpu")
-    betas = tuple(cfg.train.betas) if cfg.train.betas else (0.9, 0.98)
     variants = {}
     for mask in MASKS:
         for adamw in ("loop", "fused"):
             replica = copy.deepcopy(model).train()
-            optimizer = torch.optim.AdamW(replica.parameters(), lr=cfg.train.lr, betas=betas,
-                                          weight_decay=cfg.train.weight_decay,
-                                          **({"fused": True} if adamw == "fused" else {"foreach": False}))
+            optimizer = build_optimizer(replica.parameters(), cfg.train)  # genrec's: fused
+            if adamw == "loop":  # the same settings on PyTorch's per-parameter CPU default
+                settings = {k: optimizer.defaults[k] for k in ("lr", "betas", "weight_decay")}
+                optimizer = torch.optim.AdamW(replica.parameters(), **settings, foreach=False)
             variants[(mask, adamw)] = (replica, optimizer, [])
+    variant_list = list(variants.items())
     batches = list(model.training_batches(dataset, cfg.train.batch_size, np.random.default_rng(0)))
     order = np.random.default_rng(1).permutation(len(batches))
     targets = []
@@ -91,7 +92,7 @@ def main() -> int:
             # A new order of the variants each round: a fixed one would give each the same
             # predecessor, whose leftovers (allocator state, caches) it would always inherit.
             for index in shuffle.permutation(len(variants)):
-                (mask, _), (replica, optimizer, times) = list(variants.items())[index]
+                (mask, _), (replica, optimizer, times) = variant_list[index]
                 Dropout.forward = MASKS[mask]
                 start = time.perf_counter()
                 optimizer.zero_grad(set_to_none=True)

@@ -18,6 +18,13 @@ def init_weights(module: nn.Module, std: float) -> None:
             module.weight[module.padding_idx].zero_()
 
 
+def check_dropout(p: float, field: str = "dropout") -> None:
+    """A dropout rate `Dropout` can apply: in [0, 1) and, as its masks round it to a multiple
+    of 1/65536, not rounding to 1."""
+    if not 0.0 <= p < 1.0 or round(p * 65536) == 65536:
+        raise ValueError(f"{field} must be in [0, 1), got {p}")
+
+
 class Dropout(nn.Module):
     """nn.Dropout with a cheaper mask on the CPU. There PyTorch draws one random number per
     element, serially (a fifth of a fast TIGER training step on 2 cores went to the masks), so
@@ -27,9 +34,8 @@ class Dropout(nn.Module):
 
     def __init__(self, p: float):
         super().__init__()
+        check_dropout(p)
         dropped = round(p * 65536)  # of the 65536 values a lane takes
-        if not 0.0 <= p < 1.0 or dropped == 65536:
-            raise ValueError(f"dropout must be in [0, 1), got {p}")
         self.p = p
         self.threshold = dropped - 32768  # int16 lanes below it are dropped
         self.scale = 65536 / (65536 - dropped)

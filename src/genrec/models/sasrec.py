@@ -20,7 +20,7 @@ from torch import nn
 from ..data.batching import length_bucketed_batches, pad_left
 from ..data.dataset import SequenceDataset
 from .base import MODELS, Recommender
-from .layers import Dropout, TransformerBlock, causal_padding_mask, init_weights
+from .layers import Dropout, TransformerBlock, causal_padding_mask, check_dropout, init_weights
 
 
 @dataclass
@@ -37,8 +37,7 @@ class SASRecConfig:
     init_std: float = 0.02
 
     def __post_init__(self):
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"model.dropout must be in [0, 1), got {self.dropout}")
+        check_dropout(self.dropout, "model.dropout")
 
 
 @MODELS.register("sasrec")

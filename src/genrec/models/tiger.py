@@ -43,7 +43,7 @@ from ..data.batching import flatten_ranges, length_bucketed_batches, pad_left
 from ..data.dataset import SequenceDataset
 from ..tokenizers import TOKENIZERS
 from .base import MODELS, Recommender
-from .layers import Dropout
+from .layers import Dropout, check_dropout
 from .trie import CodeTrie
 
 PAD, BOS, SPECIAL = 0, 1, 2
@@ -81,8 +81,7 @@ class TIGERConfig:
     beam_scoring: str = "vocabulary"
 
     def __post_init__(self):
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"model.dropout must be in [0, 1), got {self.dropout}")
+        check_dropout(self.dropout, "model.dropout")
         if self.activation not in _ACTIVATIONS:
             raise ValueError(f"model.activation: '{self.activation}' is not one of {sorted(_ACTIVATIONS)}")
         if self.beam_scoring not in BEAM_SCORINGS:
