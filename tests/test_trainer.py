@@ -15,6 +15,7 @@ from genrec.training.trainer import (
     Trainer,
     build_optimizer,
     effective_lr,
+    epochs_within_time,
     load_optimizer_state,
     lr_factor,
 )
@@ -144,6 +145,49 @@ def test_the_job_budget_counts_the_time_before_training_and_keeps_it_on_resume(t
     assert resumed["epochs_run"] == 1 and resumed["stopped_by_time_limit"]
 
 
+class FakeClock:
+    """time.perf_counter for the trainer: each call is 30 s after the last, so every epoch
+    (four calls: fit, epoch start and end, fit) takes 90 s of training and validation."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def perf_counter(self):
+        self.now += 30.0
+        return self.now
+
+
+def test_epochs_within_time_counts_the_epoch_that_crosses_the_limit():
+    assert epochs_within_time(10, 0, 0.0, 100.0) == 10  # nothing measured yet: the whole schedule
+    assert epochs_within_time(10, 1, 90.0, 410.0) == 6  # 4.6 epochs' time left: 5 more start
+    assert epochs_within_time(10, 2, 180.0, 360.0) == 6  # exactly 4 more
+    assert epochs_within_time(10, 1, 90.0, 5000.0) == 10  # the limit is beyond the schedule
+    assert epochs_within_time(10, 3, 270.0, -1.0) == 4  # past the limit: the epoch running is the last
+
+
+@pytest.mark.parametrize("horizon", ["epochs", "time_limit"])
+def test_a_time_limit_horizon_ends_the_decay_where_the_limit_stops_training(tmp_path, monkeypatch, horizon):
+    monkeypatch.setattr("genrec.training.trainer.time", FakeClock())
+    cfg = tiny_config(epochs=10, eval_every=3, time_limit_minutes=500 / 60, schedule_horizon=horizon)
+    summary = train(setup(cfg, tmp_path / horizon))
+    log = [json.loads(line) for line in (tmp_path / horizon / "log.jsonl").read_text().splitlines()]
+    # epochs end at 90, 180, ..., 540 s: the sixth crosses 500 s and is the last, validated
+    assert summary["stopped_by_time_limit"] and summary["epochs_run"] == 6 and "valid" in log[-1]
+    min_lr = cfg.train.lr * cfg.train.min_lr_ratio
+    if horizon == "time_limit":
+        assert [r["schedule_epochs"] for r in log] == [10, 6, 6, 6, 6, 6]
+        assert math.isclose(log[-1]["lr"], min_lr)
+    else:  # cut off at epoch 6 of 10, the rate still high
+        assert "schedule_epochs" not in log[-1] and log[-1]["lr"] > 3 * min_lr
+
+
+def test_a_validation_that_crosses_the_time_limit_ends_training(tmp_path, monkeypatch):
+    monkeypatch.setattr("genrec.training.trainer.time", FakeClock())
+    # epoch 3's training ends at 210 s (180 + 30), under the limit; its validation takes it to 270 s
+    summary = train(setup(tiny_config(epochs=10, eval_every=3, time_limit_minutes=250 / 60), tmp_path))
+    assert summary["epochs_run"] == 3 and summary["stopped_by_time_limit"]
+
+
 def test_a_negative_job_budget_is_a_config_error():
     with pytest.raises(ConfigError, match="time_budget_minutes: must be >= 0"):
         experiment_from_dict({"time_budget_minutes": -5})
@@ -193,7 +237,8 @@ def test_bf16_precision_trains_under_autocast_with_fp32_weights(tmp_path, monkey
     assert math.isclose(losses[0], losses[1], rel_tol=0.02)
 
 
-@pytest.mark.parametrize("field, value", [("precision", "fp8"), ("schedule", "cosinus"), ("optimizer", "sgd")])
+@pytest.mark.parametrize("field, value", [("precision", "fp8"), ("schedule", "cosinus"), ("schedule_horizon", "forever"),
+                                          ("optimizer", "sgd")])
 def test_unknown_precision_schedule_or_optimizer_is_a_clear_error_when_the_config_is_read(field, value):
     with pytest.raises(ValueError, match=f"train.{field} '{value}'"):
         tiny_config(**{field: value})

@@ -32,6 +32,7 @@ BEST = "best.pt"  # weights of the best validation epoch
 
 PRECISIONS = ("fp32", "bf16")
 SCHEDULES = ("cosine", "linear", "constant")
+SCHEDULE_HORIZONS = ("epochs", "time_limit")
 OPTIMIZERS = ("adamw", "adafactor")
 
 
@@ -48,6 +49,12 @@ class TrainConfig:
     betas: list[float] | None = None  # AdamW betas, default (0.9, 0.98)
     warmup_steps: int = 200
     schedule: str = "cosine"  # cosine | linear | constant (after warm-up), over all epochs
+    # Where the decay ends. "epochs": after `epochs`. "time_limit": where the time limit
+    # (time_limit_minutes, or the job's time_budget_minutes) will stop training, if that comes
+    # first, re-estimated before every epoch from the mean wall time of the epochs so far
+    # (validations included), so that a slower CPU ends its run annealed instead of cut off at
+    # a high rate. The rate then depends on the machine's speed: runs are not bit-reproducible.
+    schedule_horizon: str = "epochs"
     min_lr_ratio: float = 0.1
     grad_clip: float = 1.0
     # A step whose loss or gradient norm is not finite is skipped (no update), as AMP's loss
@@ -79,6 +86,8 @@ class TrainConfig:
             raise ValueError(f"unknown train.precision {self.precision!r} ({', '.join(PRECISIONS)})")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"unknown train.schedule {self.schedule!r} ({', '.join(SCHEDULES)})")
+        if self.schedule_horizon not in SCHEDULE_HORIZONS:
+            raise ValueError(f"unknown train.schedule_horizon {self.schedule_horizon!r} ({', '.join(SCHEDULE_HORIZONS)})")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"unknown train.optimizer {self.optimizer!r} ({', '.join(OPTIMIZERS)})")
         if self.optimizer != "adamw" and self.betas is not None:
@@ -113,6 +122,14 @@ def lr_factor(step: int, total: int, cfg: TrainConfig) -> float:
     else:  # cosine (TrainConfig checks the name)
         decay = 0.5 * (1.0 + math.cos(math.pi * progress))
     return cfg.min_lr_ratio + (1.0 - cfg.min_lr_ratio) * decay
+
+
+def epochs_within_time(epochs: int, epochs_done: int, elapsed_seconds: float, seconds_left: float) -> int:
+    """How many of `epochs` the time limit will let run, `seconds_left` seconds after the
+    `epochs_done` epochs that took `elapsed_seconds`: an epoch that starts before the limit runs."""
+    if epochs_done == 0 or elapsed_seconds <= 0:
+        return epochs
+    return min(epochs, epochs_done + max(1, math.ceil(seconds_left * epochs_done / elapsed_seconds)))
 
 
 def effective_lr(lr: float, step: int, cfg: TrainConfig) -> float:
@@ -183,8 +200,9 @@ class Trainer:
         self.device = device
         self.seed = seed
         self.optimizer = build_optimizer(model.parameters(), cfg)
-        steps_per_epoch = sum(1 for _ in model.training_batches(dataset, cfg.batch_size, self._epoch_rng(0)))
-        self.total_steps = steps_per_epoch * cfg.epochs
+        self.steps_per_epoch = sum(1 for _ in model.training_batches(dataset, cfg.batch_size, self._epoch_rng(0)))
+        self.schedule_epochs = cfg.epochs  # the decay's end, in epochs (train.schedule_horizon)
+        self.total_steps = self.steps_per_epoch * cfg.epochs
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda step: lr_factor(step, self.total_steps, cfg))
         self.epoch = 0
@@ -246,6 +264,7 @@ class Trainer:
         while self.epoch < last_epoch and not stopped and not out_of_time:
             start = time.perf_counter()
             before = self._elapsed_seconds()
+            self._fit_schedule_to_time(before)
             record = self._train_epoch()
             limit_reached = self._time_limit_reached(before + record["epoch_seconds"])
             out_of_time = limit_reached is not None
@@ -263,6 +282,11 @@ class Trainer:
             self.epoch += 1
             record["epoch"] = self.epoch
             record["elapsed_seconds"] = round(before + time.perf_counter() - start, 3)
+            if self.cfg.schedule_horizon == "time_limit":
+                record["schedule_epochs"] = self.schedule_epochs
+            if not out_of_time and "valid" in record:  # its validation may have crossed the limit
+                limit_reached = self._time_limit_reached(record["elapsed_seconds"])
+                out_of_time = limit_reached is not None
             if out_of_time:
                 log.info("%s reached after epoch %d", limit_reached, self.epoch)
             self.history.append(record)
@@ -276,6 +300,24 @@ class Trainer:
         return {"best_epoch": self.best_epoch, f"best_valid_{self.cfg.valid_metric}": self.best_value,
                 "epochs_run": self.epoch, "stopped_early": stopped and self.epoch < self.cfg.epochs,
                 "stopped_by_time_limit": out_of_time}
+
+    def _seconds_left(self, training_seconds: float) -> float:
+        """Seconds until the nearer of the two wall-clock limits (inf if neither is set)."""
+        left = math.inf
+        if self.cfg.time_limit_minutes > 0:
+            left = self.cfg.time_limit_minutes * 60 - training_seconds
+        if self.job_budget_seconds > 0:
+            left = min(left, self.job_budget_seconds - self.seconds_before_training - training_seconds)
+        return left
+
+    def _fit_schedule_to_time(self, training_seconds: float) -> None:
+        """Ends the decay where the time limit will stop training (train.schedule_horizon), from
+        the checkpointed history only, so a resumed run computes what the uninterrupted one did."""
+        left = self._seconds_left(training_seconds)
+        if self.cfg.schedule_horizon != "time_limit" or math.isinf(left):
+            return
+        self.schedule_epochs = epochs_within_time(self.cfg.epochs, self.epoch, training_seconds, left)
+        self.total_steps = self.steps_per_epoch * self.schedule_epochs
 
     def _time_limit_reached(self, training_seconds: float) -> str | None:
         """Which wall-clock limit `training_seconds` of training crossed, if any."""
