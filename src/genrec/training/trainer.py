@@ -301,34 +301,31 @@ class Trainer:
                 "epochs_run": self.epoch, "stopped_early": stopped and self.epoch < self.cfg.epochs,
                 "stopped_by_time_limit": out_of_time}
 
-    def _seconds_left(self, training_seconds: float) -> float:
-        """Seconds until the nearer of the two wall-clock limits (inf if neither is set)."""
-        left = math.inf
+    def _seconds_left(self, training_seconds: float) -> dict[str, float]:
+        """Seconds left, after `training_seconds` of training, before each wall-clock limit that
+        is set, by the limit's description."""
+        left = {}
         if self.cfg.time_limit_minutes > 0:
-            left = self.cfg.time_limit_minutes * 60 - training_seconds
+            left[f"train.time_limit_minutes={self.cfg.time_limit_minutes:g}"] = (
+                self.cfg.time_limit_minutes * 60 - training_seconds)
         if self.job_budget_seconds > 0:
-            left = min(left, self.job_budget_seconds - self.seconds_before_training - training_seconds)
+            left[f"time_budget_minutes={self.job_budget_seconds / 60:g} (the job's "
+                 f"{self.seconds_before_training / 60:.1f} minutes before training included)"] = (
+                self.job_budget_seconds - self.seconds_before_training - training_seconds)
         return left
 
     def _fit_schedule_to_time(self, training_seconds: float) -> None:
         """Ends the decay where the time limit will stop training (train.schedule_horizon), from
         the checkpointed history only, so a resumed run computes what the uninterrupted one did."""
         left = self._seconds_left(training_seconds)
-        if self.cfg.schedule_horizon != "time_limit" or math.isinf(left):
+        if self.cfg.schedule_horizon != "time_limit" or not left:
             return
-        self.schedule_epochs = epochs_within_time(self.cfg.epochs, self.epoch, training_seconds, left)
+        self.schedule_epochs = epochs_within_time(self.cfg.epochs, self.epoch, training_seconds, min(left.values()))
         self.total_steps = self.steps_per_epoch * self.schedule_epochs
 
     def _time_limit_reached(self, training_seconds: float) -> str | None:
         """Which wall-clock limit `training_seconds` of training crossed, if any."""
-        limit = self.cfg.time_limit_minutes * 60
-        if limit > 0 and training_seconds >= limit:
-            return f"train.time_limit_minutes={self.cfg.time_limit_minutes:g}"
-        spent = self.seconds_before_training + training_seconds
-        if self.job_budget_seconds > 0 and spent >= self.job_budget_seconds:
-            return (f"time_budget_minutes={self.job_budget_seconds / 60:g} (the job's "
-                    f"{self.seconds_before_training / 60:.1f} minutes before training included)")
-        return None
+        return next((name for name, left in self._seconds_left(training_seconds).items() if left <= 0), None)
 
     def _elapsed_seconds(self) -> float:
         # Checkpoints written before elapsed_seconds existed have no such field: count from 0.
