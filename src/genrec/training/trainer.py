@@ -202,9 +202,8 @@ class Trainer:
         self.optimizer = build_optimizer(model.parameters(), cfg)
         self.steps_per_epoch = sum(1 for _ in model.training_batches(dataset, cfg.batch_size, self._epoch_rng(0)))
         self.schedule_epochs = cfg.epochs  # the decay's end, in epochs (train.schedule_horizon)
-        self.total_steps = self.steps_per_epoch * cfg.epochs
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lambda step: lr_factor(step, self.total_steps, cfg))
+            self.optimizer, lambda step: lr_factor(step, self.steps_per_epoch * self.schedule_epochs, cfg))
         self.epoch = 0
         self.best_value = -math.inf
         self.best_epoch = -1
@@ -317,11 +316,11 @@ class Trainer:
     def _fit_schedule_to_time(self, training_seconds: float) -> None:
         """Ends the decay where the time limit will stop training (train.schedule_horizon), from
         the checkpointed history only, so a resumed run computes what the uninterrupted one did."""
-        left = self._seconds_left(training_seconds)
-        if self.cfg.schedule_horizon != "time_limit" or not left:
+        if self.cfg.schedule_horizon != "time_limit":
             return
-        self.schedule_epochs = epochs_within_time(self.cfg.epochs, self.epoch, training_seconds, min(left.values()))
-        self.total_steps = self.steps_per_epoch * self.schedule_epochs
+        left = self._seconds_left(training_seconds)
+        if left:
+            self.schedule_epochs = epochs_within_time(self.cfg.epochs, self.epoch, training_seconds, min(left.values()))
 
     def _time_limit_reached(self, training_seconds: float) -> str | None:
         """Which wall-clock limit `training_seconds` of training crossed, if any."""
