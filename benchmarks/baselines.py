@@ -43,7 +43,7 @@ def main() -> int:
                             "best_epoch": summary.get("best_epoch"), "epochs_run": summary.get("epochs_run"),
                             "mean_epoch_seconds": summary.get("mean_epoch_seconds"),
                             "train_seconds": summary.get("train_seconds"),
-                            "peak_memory_mb": summary.get("peak_memory_mb"), "device": summary.get("device"),
+                            "peak_memory_mb": summary.get("peak_memory_mb"),
                             "machine": summary.get("machine")})  # each run's own: cached runs may come from elsewhere
 
     header = "| dataset | model | " + " | ".join(COLUMNS) + " | epochs (best) | s/epoch | peak MB |"

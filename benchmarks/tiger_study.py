@@ -50,7 +50,7 @@ def collect(args) -> dict:
                 "test": {k: metrics["test"][k] for k in COLUMNS + ["invalid_rate"]},
                 "valid_ndcg@10": metrics["valid"]["ndcg@10"], "epochs_run": summary.get("epochs_run"),
                 "best_epoch": summary.get("best_epoch"), "train_seconds": summary.get("train_seconds"),
-                "device": summary.get("device"), "machine": summary.get("machine")}
+                "machine": summary.get("machine")}
     return cells
 
 

@@ -39,9 +39,59 @@ def test_override_syntax_error():
         parse_overrides(["train.lr"])
 
 
+def test_override_value_that_is_not_yaml_names_the_override():
+    with pytest.raises(ConfigError, match=r"override 'train.betas=\[1,': the value is not valid YAML"):
+        parse_overrides(["train.betas=[1,"])
+
+
+def test_override_into_a_value_or_over_a_section_is_refused():
+    with pytest.raises(ConfigError, match="earlier override set 'train' to a value"):
+        parse_overrides(["train=5", "train.lr=1"])
+    with pytest.raises(ConfigError, match="earlier override set keys inside 'train'"):
+        parse_overrides(["train.lr=1", "train=5"])
+    assert parse_overrides(["train.lr=1", "train.lr=2"]) == {"train": {"lr": 2}}
+
+
+def test_sections_must_be_mappings():
+    with pytest.raises(ConfigError, match="model: expected a mapping of keys, got 'sasrec'"):
+        experiment_from_dict({"model": "sasrec"})
+    with pytest.raises(ConfigError, match="data: expected a mapping of keys, got 'synthetic'"):
+        experiment_from_dict({"data": "synthetic"})
+
+
+def test_unknown_keys_of_mixed_types_are_named():
+    with pytest.raises(ConfigError, match="unknown config key"):
+        experiment_from_dict({1: "x", "nme": "y"})
+
+
 def test_missing_file(tmp_path):
     with pytest.raises(ConfigError, match="not found"):
         load_yaml_layers(tmp_path / "none.yaml")
+    (tmp_path / "child.yaml").write_text("inherit: gone.yaml\n")
+    with pytest.raises(ConfigError, match=r"gone.yaml \(inherited by .*child.yaml\)"):
+        load_yaml_layers(tmp_path / "child.yaml")
+
+
+def test_inherit_cycle_and_bad_inherit_are_errors(tmp_path):
+    (tmp_path / "a.yaml").write_text("inherit: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("inherit: [a.yaml]\n")
+    with pytest.raises(ConfigError, match=r"inherits from itself \(.*a.yaml -> .*b.yaml -> .*a.yaml\)"):
+        load_yaml_layers(tmp_path / "a.yaml")
+    (tmp_path / "c.yaml").write_text("inherit: 5\n")
+    with pytest.raises(ConfigError, match="inherit must be a file name or a list of file names, got 5"):
+        load_yaml_layers(tmp_path / "c.yaml")
+
+
+def test_a_key_given_twice_is_an_error(tmp_path):
+    (tmp_path / "twice.yaml").write_text("train:\n  lr: 0.5\nmodel:\n  name: sasrec\ntrain:\n  epochs: 2\n")
+    with pytest.raises(ConfigError, match="twice.yaml: invalid YAML: .*key 'train' appears twice"):
+        load_yaml_layers(tmp_path / "twice.yaml")
+
+
+def test_a_file_that_is_not_utf8_is_named(tmp_path):
+    (tmp_path / "latin.yaml").write_bytes("name: caf\xe9\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match="latin.yaml: not UTF-8 text"):
+        load_yaml_layers(tmp_path / "latin.yaml")
 
 
 SHIPPED = sorted(p for p in (Path(__file__).parents[1] / "configs").glob("*/*.yaml") if p.parent.name != "base")

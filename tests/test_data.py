@@ -1,5 +1,9 @@
+import dataclasses
+import gzip
 import json
 import os
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -68,6 +72,49 @@ def test_bad_timestamp_is_named_with_line(tmp_path):
         prepare_dataset(cfg_for(folder), cache=False)
 
 
+def test_lines_are_counted_past_blank_lines(tmp_path):
+    folder = write_generic(tmp_path / "d", [("u", "i1", 1)], ITEMS)
+    (folder / "interactions.csv").write_text("user_id,item_id,timestamp\n\nu,i1,1\n\nu,i2,soon\n")
+    with pytest.raises(DataError, match=r"interactions.csv:5, field 'timestamp': not a number or date"):
+        prepare_dataset(cfg_for(folder), cache=False)
+    (folder / "interactions.csv").write_text("user_id,item_id,timestamp\nu,i1,1\n")
+    (folder / "items.jsonl").write_text('{"item_id": 1, "title": "a"}\n\n\n{"title": "orphan"}\n')
+    with pytest.raises(DataError, match=r"items.jsonl:4, field 'item_id': missing"):
+        prepare_dataset(cfg_for(folder), cache=False)
+    (folder / "items.jsonl").write_text('{"item_id": "i1", "title": "a"}\n{"item_id": "", "title": "b"}\n')
+    with pytest.raises(DataError, match=r"items.jsonl:2, field 'item_id': missing"):
+        prepare_dataset(cfg_for(folder), cache=False)
+
+
+def test_damaged_files_are_named(tmp_path):
+    folder = write_generic(tmp_path / "d", [("u", "i1", 1)], ITEMS)
+    whole = gzip.compress((folder / "items.jsonl").read_bytes())
+    (folder / "items.jsonl.gz").write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(DataError, match=r"items.jsonl.gz: corrupt or truncated compressed file"):
+        prepare_dataset(cfg_for(folder, items_file="items.jsonl.gz"), cache=False)
+    (folder / "items.jsonl.gz").write_bytes(b"<html>not found</html>")
+    with pytest.raises(DataError, match=r"items.jsonl.gz: corrupt or truncated compressed file"):
+        prepare_dataset(cfg_for(folder, items_file="items.jsonl.gz"), cache=False)
+    (folder / "interactions.csv").write_bytes("user_id,item_id,timestamp\ncaf\xe9,i1,1\n".encode("latin-1"))
+    with pytest.raises(DataError, match=r"interactions.csv: not UTF-8 text"):
+        prepare_dataset(cfg_for(folder), cache=False)
+    (folder / "interactions.csv").write_text("")
+    with pytest.raises(DataError, match=r"interactions.csv: empty file"):
+        prepare_dataset(cfg_for(folder), cache=False)
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"min_sequence_length": 2}, "data.min_sequence_length must be >= 3"),
+    ({"max_history": 2}, r"data.max_history \(2\) must be >= data.min_sequence_length \(3\)"),
+    ({"dedup": "exakt"}, "unknown data.dedup 'exakt' \\(exact, user_item, none\\)"),
+    ({"missing_text": "keep"}, "unknown data.missing_text 'keep' \\(warn, drop, error\\)"),
+    ({"min_item_interactions": -1}, "data.min_item_interactions must be >= 0"),
+])
+def test_preprocessing_settings_are_checked_when_read(fields, message):
+    with pytest.raises(ValueError, match=message):
+        DataConfig(**fields)
+
+
 def test_missing_folder_explains(tmp_path):
     with pytest.raises(DataError, match="dataset folder not found"):
         prepare_dataset(cfg_for(tmp_path / "nowhere"), cache=False)
@@ -116,6 +163,14 @@ def test_recbole_atomic(tmp_path):
     ds = prepare_dataset(cfg, cache=False)
     assert [ds.item_ids[i] for i in ds.sequence(0)] == ["11", "10", "12"]
     assert ds.item_text[ds.item_index()["12"]] == "Alien, Sci-Fi Horror"
+    with pytest.raises(DataError, match=r"field 'data.options.min_rating': expected a number, got 'high'"):
+        prepare_dataset(dataclasses.replace(cfg, options={"min_rating": "high"}), cache=False)
+    (folder / "mini.inter").write_text("user_id:token\titem_id:token\trating:float\n1\t10\t5\n1\t11\tfive\n")
+    with pytest.raises(DataError, match=r"mini.inter:3, field 'rating': not a number: 'five'"):
+        prepare_dataset(dataclasses.replace(cfg, options={"min_rating": 4}), cache=False)
+    (folder / "mini.inter").write_text("user_id:token\titem_id:token\n1\t10\n\t11\n")
+    with pytest.raises(DataError, match=r"mini.inter:3, field 'user_id': missing"):
+        prepare_dataset(cfg, cache=False)
     (folder / "mini.inter").write_text("user_id\titem_id\n1\t10\n")
     with pytest.raises(DataError, match=r"mini.inter:1.*no ':type' suffix"):
         prepare_dataset(cfg, cache=False)
@@ -147,6 +202,26 @@ def test_save_load_roundtrip(tmp_path):
     back = SequenceDataset.load(tmp_path / "saved")
     assert back.item_ids == ds.item_ids and back.item_titles == ds.item_titles
     np.testing.assert_array_equal(back.offsets, ds.offsets)
+
+
+def test_save_replaces_a_folder_and_yields_to_a_concurrent_save(tmp_path, monkeypatch):
+    small = prepare_dataset(preset("synthetic", options={"num_items": 50, "num_users": 40}), cache=False)
+    large = prepare_dataset(preset("synthetic", options={"num_items": 60, "num_users": 40}), cache=False)
+    small.save(tmp_path / "saved")
+    large.save(tmp_path / "saved")
+    assert SequenceDataset.load(tmp_path / "saved").num_items == large.num_items
+    small.save(tmp_path / "other")
+    real_replace = os.replace
+
+    def other_process_lands_first(src, dst):  # another save's folder appears between the renames
+        if Path(dst) == tmp_path / "saved" and not (tmp_path / "saved").exists():
+            shutil.copytree(tmp_path / "other", tmp_path / "saved")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", other_process_lands_first)
+    large.save(tmp_path / "saved")
+    assert SequenceDataset.load(tmp_path / "saved").num_items == small.num_items
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other", "saved"]  # no temporary folders left
 
 
 def test_synthetic_is_deterministic():

@@ -191,10 +191,9 @@ def test_registry_config_overrides_and_cli_list(capsys):
         parser.parse_args(["download", "not-a-dataset"])
 
 
-def test_named_dataset_is_downloaded_on_first_use(server, tmp_path, monkeypatch):
-    """A config naming a downloadable dataset fetches it (through the mirror) when its folder is missing."""
-    from genrec.data import prepare_dataset, preset
-
+@pytest.fixture
+def ml100k_mirror(server, tmp_path, monkeypatch):
+    """ml-100k-raw served by the local server (a 2-user archive), GENREC_DATA_DIR in tmp_path."""
     ratings = "".join(f"{u}\t{i}\t4\t{100 * u + i}\n" for u in (1, 2) for i in (10, 11, 12, 13))
     movies = "".join(f"{i}|Movie {i} (1995)|01-Jan-1995||http://x|" + "|".join(["0"] * 18 + ["1"]) + "\n"
                      for i in (10, 11, 12, 13))
@@ -205,7 +204,45 @@ def test_named_dataset_is_downloaded_on_first_use(server, tmp_path, monkeypatch)
     monkeypatch.setitem(download.DOWNLOADS._entries, "ml-100k-raw", dataclasses.replace(spec, files=(remote,)))
     monkeypatch.setenv(download.MIRROR_ENV, server.url)
     monkeypatch.setenv("GENREC_DATA_DIR", str(tmp_path))
+    return archive
+
+
+def test_named_dataset_is_downloaded_on_first_use(ml100k_mirror, tmp_path):
+    """A config naming a downloadable dataset fetches it (through the mirror) when its folder is missing."""
+    from genrec.data import prepare_dataset, preset
+
     dataset = prepare_dataset(preset("ml-100k-raw", min_user_interactions=0, min_item_interactions=0))
     assert (tmp_path / "ml-100k-raw" / "ml-100k" / "u.data").is_file()
     assert dataset.num_users == 2 and dataset.num_items == 4
     assert dataset.item_titles[dataset.item_index()["12"]].startswith("Movie 12")
+    # the cache key hashes the downloaded files, so the next command finds this cache
+    again = prepare_dataset(preset("ml-100k-raw", min_user_interactions=0, min_item_interactions=0))
+    assert again.fingerprint == dataset.fingerprint
+
+
+def test_first_use_download_lands_in_the_configured_path(ml100k_mirror, tmp_path):
+    from genrec.data import prepare_dataset, preset
+
+    folder = tmp_path / "custom" / "movies"
+    dataset = prepare_dataset(preset("ml-100k-raw", path=str(folder), min_user_interactions=0,
+                                     min_item_interactions=0), cache=False)
+    assert (folder / "ml-100k" / "u.data").is_file() and dataset.num_users == 2
+
+
+def test_interrupted_download_or_unpacking_is_finished_on_next_use(ml100k_mirror, tmp_path):
+    from genrec.data import prepare_dataset, preset
+
+    cfg = preset("ml-100k-raw", min_user_interactions=0, min_item_interactions=0)
+    folder = tmp_path / "ml-100k-raw"
+    folder.mkdir()
+    (folder / "ml-100k.zip.part").write_bytes(ml100k_mirror[:100])  # the download was cut off
+    assert download.download_incomplete("ml-100k-raw", folder)
+    assert prepare_dataset(cfg, cache=False).num_users == 2
+    assert not (folder / "ml-100k.zip.part").exists()
+    assert not download.download_incomplete("ml-100k-raw", folder)
+    data_file = folder / "ml-100k" / "u.data"
+    data_file.write_text(data_file.read_text()[:20])  # unpacking was cut off
+    assert download.download_incomplete("ml-100k-raw", folder)
+    assert prepare_dataset(cfg, cache=False).num_users == 2
+    (folder / "ml-100k.zip").unlink()  # unpacked by hand, archive deleted: complete, nothing fetched
+    assert not download.download_incomplete("ml-100k-raw", folder)

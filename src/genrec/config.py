@@ -24,22 +24,45 @@ class ConfigError(ValueError):
     """A config file or override that does not fit the typed config."""
 
 
-def load_yaml_layers(path: str | Path) -> dict:
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that refuses a key given twice in one mapping (plain YAML keeps the last
+    silently, so a second `train:` section would drop the first)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} appears twice in this mapping", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+def load_yaml_layers(path: str | Path, _children: tuple[Path, ...] = ()) -> dict:
     """Reads a YAML config and the files it inherits from, merged (child wins)."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
+        raise ConfigError(f"config file not found: {path}" + (f" (inherited by {_children[-1]})" if _children else ""))
+    if path.resolve() in {child.resolve() for child in _children}:
+        chain = " -> ".join(str(p) for p in (*_children, path))
+        raise ConfigError(f"{path}: inherits from itself ({chain})")
     with open(path, encoding="utf-8") as handle:
         try:
-            data = yaml.safe_load(handle) or {}
+            data = yaml.load(handle, Loader=_UniqueKeyLoader) or {}
         except yaml.YAMLError as exc:
             raise ConfigError(f"{path}: invalid YAML: {exc}") from None
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
     parents = data.pop("inherit", []) or []
+    parents = [parents] if isinstance(parents, str) else parents
+    if not isinstance(parents, list) or not all(isinstance(p, str) for p in parents):
+        raise ConfigError(f"{path}: inherit must be a file name or a list of file names, got {parents!r}")
     merged: dict = {}
-    for parent in [parents] if isinstance(parents, str) else parents:
-        merged = deep_merge(merged, load_yaml_layers(path.parent / parent))
+    for parent in parents:
+        merged = deep_merge(merged, load_yaml_layers(path.parent / parent, (*_children, path)))
     return deep_merge(merged, data)
 
 
@@ -62,9 +85,19 @@ def parse_overrides(overrides: list[str] | None) -> dict:
             raise ConfigError(f"override '{item}' is not of the form key=value")
         node = nested
         parts = key.strip().split(".")
-        for part in parts[:-1]:
+        for depth, part in enumerate(parts[:-1]):
             node = node.setdefault(part, {})
-        node[parts[-1]] = yaml.safe_load(raw) if raw != "" else ""
+            if not isinstance(node, dict):
+                raise ConfigError(f"override '{item}': an earlier override set "
+                                  f"'{'.'.join(parts[:depth + 1])}' to a value, not a section")
+        if isinstance(node.get(parts[-1]), dict):
+            raise ConfigError(f"override '{item}': an earlier override set keys inside '{key.strip()}'")
+        try:
+            node[parts[-1]] = yaml.safe_load(raw) if raw != "" else ""
+        except yaml.YAMLError as exc:
+            reason = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            raise ConfigError(f"override '{item}': the value is not valid YAML ({reason}); quote "
+                              f"strings with spaces or colons: --set '{key.strip()}=\"...\"'") from None
     return nested
 
 
@@ -134,7 +167,7 @@ def from_dict(cls: type[T], data: dict, where: str = "") -> T:
     """Builds dataclass `cls` from a mapping; unknown keys are errors that name the key."""
     hints = _resolve_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - set(fields))
+    unknown = sorted(set(data) - set(fields), key=str)
     if unknown:
         prefix = f"{where}." if where else ""
         raise ConfigError(f"unknown config key '{prefix}{unknown[0]}'; known keys: {', '.join(sorted(fields))}")

@@ -87,9 +87,18 @@ class ExperimentConfig:
         return yaml.safe_dump(raw, sort_keys=False)
 
 
+def _section(value, where: str) -> dict:
+    """A config section given as a mapping (or left out): `model: sasrec` names no section."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: expected a mapping of keys, got {value!r}")
+    return dict(value)
+
+
 def _model_spec(raw: dict, where: str) -> ModelSpec:
     """`{name: ..., **parameters}` -> ModelSpec with every parameter typed and defaulted."""
-    model = dict(raw or {})
+    model = _section(raw, where)
     name = model.pop("name", "sasrec")
     if name not in MODELS:
         raise ConfigError(f"unknown {where}.name '{name}'; known: {', '.join(MODELS.names())}")
@@ -101,7 +110,7 @@ def experiment_from_dict(raw: dict) -> ExperimentConfig:
     """Builds the typed config. `data.preset` pulls in a named dataset; `model.name` picks the
     model and its remaining keys are that model's typed parameters (checked by build_model)."""
     raw = dict(raw)
-    data = dict(raw.pop("data", {}) or {})
+    data = _section(raw.pop("data", None), "data")
     if "preset" in data:
         name = data.pop("preset")
         try:
@@ -111,7 +120,7 @@ def experiment_from_dict(raw: dict) -> ExperimentConfig:
     model = _model_spec(raw.pop("model", {}), "model")
     raw["data"] = data
     raw["model"] = {"name": model.name, "params": model.params}
-    behaviour = dict(raw.get("behaviour") or {})
+    behaviour = _section(raw.get("behaviour"), "behaviour")
     if "model" in behaviour:
         spec = _model_spec(behaviour["model"], "behaviour.model")
         behaviour["model"] = {"name": spec.name, **spec.params}
@@ -243,8 +252,7 @@ def run_experiment(cfg: ExperimentConfig, out_dir: str | Path | None = None, res
     run = setup(cfg, out_dir)
     summary = train(run, resume=resume, seconds_before=time.perf_counter() - start)
     metrics = evaluate(run)
-    summary.update({**run.stages, "dataset": run.dataset.stats(), "device": str(run.device),
-                    "machine": describe_machine(run.device),
+    summary.update({**run.stages, "dataset": run.dataset.stats(), "machine": describe_machine(run.device),
                     "peak_memory_mb": round(peak_memory_mb(run.device), 1),
                     "model_parameters": sum(p.numel() for p in run.model.parameters())})
     atomic_write_text(json.dumps(metrics, indent=2), run.out_dir / "metrics.json")

@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .errors import DataError
+
 
 def data_root() -> Path:
     """Where named datasets live: $GENREC_DATA_DIR, else ~/.cache/genrec/data."""
@@ -17,6 +19,10 @@ def cache_root() -> Path:
     """Where derived artefacts (processed data, embeddings) are cached: $GENREC_CACHE_DIR."""
     env = os.environ.get("GENREC_CACHE_DIR")
     return Path(env).expanduser() if env else Path.home() / ".cache" / "genrec" / "cache"
+
+
+DEDUP_MODES = ("exact", "user_item", "none")
+MISSING_TEXT_POLICIES = ("warn", "drop", "error")
 
 
 @dataclass
@@ -47,6 +53,28 @@ class DataConfig:
     missing_text: str = "warn"  # warn (keep, empty text) | drop (items and their interactions) | error
     # Format-specific options (e.g. amazon: category; movielens: min_rating).
     options: dict = field(default_factory=dict)
+
+    def __post_init__(self):  # fail when the config is read, not after the data is loaded
+        if self.dedup not in DEDUP_MODES:
+            raise ValueError(f"unknown data.dedup {self.dedup!r} ({', '.join(DEDUP_MODES)})")
+        if self.missing_text not in MISSING_TEXT_POLICIES:
+            raise ValueError(f"unknown data.missing_text {self.missing_text!r} ({', '.join(MISSING_TEXT_POLICIES)})")
+        if self.min_sequence_length < 3:
+            raise ValueError(f"data.min_sequence_length must be >= 3 (leave-one-out holds out a validation "
+                             f"and a test item and needs one to train on), got {self.min_sequence_length}")
+        if self.max_history is not None and self.max_history < self.min_sequence_length:
+            raise ValueError(f"data.max_history ({self.max_history}) must be >= data.min_sequence_length "
+                             f"({self.min_sequence_length}), or every user would be dropped")
+        for name in ("min_user_interactions", "min_item_interactions"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"data.{name} must be >= 0 (0 disables the k-core filter), got {getattr(self, name)}")
+
+    def number_option(self, name: str) -> float | None:
+        """`options[name]` as a number, None when it is not set."""
+        value = self.options.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise DataError(f"expected a number, got {value!r}", field=f"data.options.{name}")
+        return value
 
     def resolved_path(self) -> Path:
         return Path(self.path).expanduser() if self.path else data_root() / self.name

@@ -87,10 +87,13 @@ class SequenceDataset:
 
     # -- persistence -------------------------------------------------------------------
     def save(self, directory: str | Path) -> None:
-        """Writes the dataset atomically: a temp folder renamed into place."""
+        """Writes the dataset atomically: a temp folder renamed into place. A folder already
+        there is renamed aside first (a reader never sees it half deleted); if another process
+        saves the same folder at the same moment, the first one to land stays."""
         directory = Path(directory)
         directory.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}."))
+        old = tmp.with_name(tmp.name + ".old")
         try:
             np.savez(tmp / "sequences.npz", offsets=self.offsets, items=self.items)
             pd.DataFrame({"item_id": self.item_ids, "text": self.item_text, "title": self.item_titles}
@@ -98,12 +101,18 @@ class SequenceDataset:
             pd.DataFrame({"user_id": self.user_ids}).to_parquet(tmp / "users.parquet", index=False)
             meta = {"name": self.name, "fingerprint": self.fingerprint, "stats": self.stats(), "log": self.log}
             (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
-            if directory.exists():
-                shutil.rmtree(directory)
-            os.replace(tmp, directory)
-        except BaseException:
+            try:
+                os.replace(directory, old)
+            except FileNotFoundError:
+                pass
+            try:
+                os.replace(tmp, directory)
+            except OSError:  # a non-empty folder landed between the two renames
+                if not (directory / "meta.json").is_file():
+                    raise
+        finally:
             shutil.rmtree(tmp, ignore_errors=True)
-            raise
+            shutil.rmtree(old, ignore_errors=True)
 
     @classmethod
     def load(cls, directory: str | Path) -> "SequenceDataset":

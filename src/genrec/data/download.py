@@ -192,14 +192,38 @@ def _verify(path: Path, url: str, checksum: str) -> None:
                         f"or proxy may be serving a different file)")
 
 
-def _extract(archive: Path, folder: Path) -> None:
-    """Unzips `archive` into `folder` unless every member is already there with its size."""
+def download_incomplete(name: str, folder: Path) -> bool:
+    """Whether `folder` lacks the named dataset or holds an interrupted download of it: the
+    folder is missing or empty, a `.part` file is left, or an archive's members are missing or
+    cut short. A folder filled by hand (archives unpacked and deleted) is complete."""
+    if not folder.is_dir() or not any(folder.iterdir()):
+        return True
+    for remote in DOWNLOADS.get(name).files:
+        target = folder / remote.filename
+        if target.with_name(target.name + ".part").is_file():
+            return True
+        if remote.extract_to is not None and target.is_file() and not _extracted(target, folder / remote.extract_to):
+            return True
+    return False
+
+
+def _extracted(archive: Path, folder: Path) -> bool:
+    """Whether every member of zip `archive` is in `folder` with its size (False for a damaged archive)."""
     try:
         with zipfile.ZipFile(archive) as bundle:
             members = [m for m in bundle.infolist() if not m.is_dir()]
-            if all((folder / m.filename).is_file() and (folder / m.filename).stat().st_size == m.file_size
-                   for m in members):
-                return
+    except zipfile.BadZipFile:
+        return False
+    return all((folder / m.filename).is_file() and (folder / m.filename).stat().st_size == m.file_size
+               for m in members)
+
+
+def _extract(archive: Path, folder: Path) -> None:
+    """Unzips `archive` into `folder` unless every member is already there with its size."""
+    if _extracted(archive, folder):
+        return
+    try:
+        with zipfile.ZipFile(archive) as bundle:
             inside = folder.resolve()
             for member in bundle.infolist():
                 if not (inside / member.filename).resolve().is_relative_to(inside):

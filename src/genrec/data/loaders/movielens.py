@@ -110,8 +110,7 @@ def load_movielens(cfg: DataConfig) -> RawData:
     Items are the full movie list (title, genres), including movies nobody rated.
     """
     release, folder = _find_release(cfg.resolved_path())
-    min_rating = cfg.options.get("min_rating")
-    min_rating = None if min_rating is None else float(min_rating)
+    min_rating = cfg.number_option("min_rating")
     notes: list[str] = []
     if release == "100k":
         interactions = _read_ratings(folder / "u.data", "\t", min_rating, notes)

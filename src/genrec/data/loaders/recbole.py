@@ -2,26 +2,27 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from ..config import DataConfig
 from ..errors import DataError
 from ..raw import RawData
 from . import FORMATS
-from .tables import parse_timestamps, read_table, require_columns, require_file
+from .tables import Table, parse_timestamps, read_table, require_file
 
 
-def _read_atomic(path) -> pd.DataFrame:
+def _read_atomic(path) -> Table:
     """Reads an atomic file and strips the `:type` suffix from each header."""
-    frame = read_table(path, sep="\t")
+    table = read_table(path, sep="\t")
     renamed = {}
-    for column in frame.columns:
+    for column in table.frame.columns:
         name, sep, kind = str(column).partition(":")
         if not sep:
             raise DataError(f"header '{column}' has no ':type' suffix (RecBole atomic files type every column)",
                             path=path, line=1, field=str(column))
         renamed[column] = name
-    return frame.rename(columns=renamed)
+    return table._replace(frame=table.frame.rename(columns=renamed))
 
 
 @FORMATS.register("recbole")
@@ -31,26 +32,35 @@ def load_recbole(cfg: DataConfig) -> RawData:
     inter_path = require_file(root / f"{stem}.inter", f"RecBole atomic dataset '{stem}' expected in {root}")
     item_path = root / f"{stem}.item"
 
-    inter = _read_atomic(inter_path)
-    require_columns(inter, [cfg.user_column, cfg.item_column], inter_path)
+    table = _read_atomic(inter_path)
+    inter = table.frame
+    table.require_columns([cfg.user_column, cfg.item_column])
+    table.require_values([cfg.user_column, cfg.item_column])
+    notes = []
     if cfg.timestamp_column and cfg.timestamp_column in inter.columns:
-        timestamps = parse_timestamps(inter[cfg.timestamp_column], inter_path, cfg.timestamp_column)
+        timestamps = parse_timestamps(table, cfg.timestamp_column)
     else:
         timestamps = pd.Series(range(len(inter)), dtype="float64")
-    notes = []
-    min_rating = cfg.options.get("min_rating")
+        notes.append(f"no '{cfg.timestamp_column}' column in {inter_path.name}: file order is time order")
+    min_rating = cfg.number_option("min_rating")
     keep = pd.Series(True, index=inter.index)
     if min_rating is not None:
-        require_columns(inter, ["rating"], inter_path)
-        keep = pd.to_numeric(inter["rating"]) >= float(min_rating)
+        table.require_columns(["rating"])
+        ratings = pd.to_numeric(inter["rating"], errors="coerce")
+        bad = np.flatnonzero(ratings.isna().to_numpy())
+        if len(bad):
+            raise DataError(f"not a number: {inter['rating'].iloc[bad[0]]!r}", path=inter_path,
+                            line=table.line(bad[0]), field="rating")
+        keep = ratings >= min_rating
         notes.append(f"dropped {int((~keep).sum())} interactions with rating < {min_rating}")
     interactions = pd.DataFrame({"user_id": inter[cfg.user_column], "item_id": inter[cfg.item_column],
                                  "timestamp": timestamps})[keep.to_numpy()]
 
     if item_path.is_file():
-        items = _read_atomic(item_path)
-        require_columns(items, [cfg.item_column], item_path)
-        items = items.rename(columns={cfg.item_column: "item_id"})
+        item_table = _read_atomic(item_path)
+        item_table.require_columns([cfg.item_column])
+        item_table.require_values([cfg.item_column])
+        items = item_table.frame.rename(columns={cfg.item_column: "item_id"})
     else:
         items = pd.DataFrame({"item_id": interactions["item_id"].unique()})
         notes.append(f"no {item_path.name}: items have no text")

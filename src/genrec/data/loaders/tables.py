@@ -2,14 +2,33 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
+import zlib
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, NamedTuple
 
+import numpy as np
 import pandas as pd
 
 from ..errors import DataError
+
+
+@contextlib.contextmanager
+def reading(path: Path):
+    """Turns what a damaged or mis-encoded file raises deep inside gzip, codecs or pandas into
+    a DataError naming the file."""
+    try:
+        yield
+    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+        raise DataError(f"corrupt or truncated compressed file ({exc}); delete it and download "
+                        f"it again", path=path) from None
+    except UnicodeDecodeError as exc:
+        raise DataError(f"not UTF-8 text ({exc.reason} at byte {exc.start} of a read block); "
+                        f"convert it to UTF-8", path=path) from None
+    except pd.errors.EmptyDataError:
+        raise DataError("empty file (not even a header line)", path=path) from None
 
 
 def open_text(path: Path):
@@ -29,7 +48,7 @@ def iter_record_lines(path: Path, parse: Callable[[str], object] = json.loads, k
                       record_name: str = "a JSON object") -> Iterator[tuple[int, dict]]:
     """Yields (line number, dict) for each non-empty line, parsed by `parse` (JSON by default);
     a line that does not parse, or is not a mapping, is an error naming file and line."""
-    with open_text(path) as handle:
+    with reading(path), open_text(path) as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
@@ -49,43 +68,62 @@ def iter_json_lines(path: Path) -> Iterator[tuple[int, dict]]:
     return iter_record_lines(path)
 
 
-def read_json_lines(path: Path, key: str) -> pd.DataFrame:
-    """Reads JSONL into a frame; every object must carry `key`."""
-    rows = []
-    for number, record in iter_json_lines(path):
-        if key not in record or record[key] in (None, ""):
-            raise DataError("missing", path=path, line=number, field=key)
-        rows.append(record)
-    return pd.DataFrame(rows)
+class Table(NamedTuple):
+    """A file's rows and, for errors that point into the file, the line each row came from
+    (blank lines skipped; for Parquet, the 1-based row)."""
+
+    frame: pd.DataFrame
+    lines: np.ndarray
+    path: Path
+
+    def line(self, row: int) -> int:
+        return int(self.lines[row])
+
+    def require_columns(self, columns: list[str]) -> None:
+        for column in columns:
+            if column not in self.frame.columns:
+                raise DataError(f"column not found (columns are: {', '.join(map(str, self.frame.columns))})",
+                                path=self.path, field=column)
+
+    def require_values(self, columns: list[str]) -> None:
+        """Every row has a value (not null, not empty) in each of `columns`."""
+        for column in columns:
+            values = self.frame[column]
+            missing = np.flatnonzero((values.isna() | (values.astype(str) == "")).to_numpy())
+            if len(missing):
+                raise DataError("missing", path=self.path, line=self.line(missing[0]), field=column)
 
 
-def read_table(path: Path, sep: str | None = None) -> pd.DataFrame:
-    """Reads .csv/.tsv/.parquet/.jsonl (optionally gzipped) into a frame of the file's columns."""
+def read_table(path: Path, sep: str | None = None) -> Table:
+    """Reads .csv/.tsv/.jsonl (optionally gzipped) or .parquet: the file's columns, as strings
+    for delimited files."""
     require_file(path)
     name = path.name.removesuffix(".gz")
     if name.endswith(".parquet"):
-        return pd.read_parquet(path)
+        try:
+            frame = pd.read_parquet(path)
+        except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+            raise DataError(f"not a readable Parquet file ({exc})", path=path) from None
+        return Table(frame, np.arange(1, len(frame) + 1), path)
     if name.endswith((".jsonl", ".json")):
-        rows = [record for _, record in iter_json_lines(path)]
-        return pd.DataFrame(rows)
+        numbered = list(iter_json_lines(path))
+        return Table(pd.DataFrame([record for _, record in numbered]),
+                     np.array([number for number, _ in numbered], dtype=np.int64), path)
     if sep is None:
         sep = "\t" if name.endswith((".tsv", ".inter", ".item", ".user")) else ","
     try:
-        return pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, na_values=[""],
-                           compression="infer")
+        with reading(path):
+            frame = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, na_values=[""],
+                                compression="infer", skip_blank_lines=False)
     except pd.errors.ParserError as exc:
         raise DataError(f"malformed table: {exc}", path=path) from None
+    blank = frame.isna().all(axis=1).to_numpy()  # kept by skip_blank_lines=False to count lines
+    return Table(frame[~blank].reset_index(drop=True), np.arange(2, len(frame) + 2)[~blank], path)
 
 
-def require_columns(frame: pd.DataFrame, columns: list[str], path: Path) -> None:
-    for column in columns:
-        if column not in frame.columns:
-            raise DataError(f"column not found (columns are: {', '.join(map(str, frame.columns))})",
-                            path=path, field=column)
-
-
-def parse_timestamps(values: pd.Series, path: Path, field: str, header_lines: int = 1) -> pd.Series:
-    """Numbers stay numbers; date strings become seconds since the epoch."""
+def parse_timestamps(table: Table, field: str) -> pd.Series:
+    """Column `field` as numbers: numbers stay numbers, date strings become seconds since the epoch."""
+    values, path = table.frame[field], table.path
     numeric = pd.to_numeric(values, errors="coerce")
     bad = numeric.isna() & values.notna()
     if bad.any():
@@ -93,11 +131,11 @@ def parse_timestamps(values: pd.Series, path: Path, field: str, header_lines: in
         if dates.isna().any():
             row = int(dates.index[dates.isna()][0])
             raise DataError(f"not a number or date: {values[row]!r}", path=path,
-                            line=row + 1 + header_lines, field=field)
+                            line=table.line(row), field=field)
         numeric[bad] = dates.astype("int64") / 1e9
     if numeric.isna().any():
         row = int(numeric.index[numeric.isna()][0])
-        raise DataError("missing", path=path, line=row + 1 + header_lines, field=field)
+        raise DataError("missing", path=path, line=table.line(row), field=field)
     return numeric.astype("float64")
 
 
@@ -106,7 +144,7 @@ def iter_delimited(path: Path, sep: str, fields: tuple[str, ...], encoding: str 
     """Yields (line number, values) for each non-empty line of a header-less delimited file
     that must have exactly len(fields) values. Split by hand rather than with a CSV reader:
     these files do not quote, and titles contain quote characters."""
-    with open(path, encoding=encoding) as handle:
+    with reading(path), open(path, encoding=encoding) as handle:
         for number, line in enumerate(handle, start=1):
             line = line.rstrip("\r\n")
             if not line.strip():
