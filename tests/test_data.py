@@ -115,6 +115,16 @@ def test_preprocessing_settings_are_checked_when_read(fields, message):
         DataConfig(**fields)
 
 
+def test_an_option_the_format_does_not_read_is_an_error(tmp_path):
+    with pytest.raises(DataError, match=r"field 'data.options.num_item': format 'synthetic' has no such "
+                                        r"option \(its options: num_items, num_users"):
+        prepare_dataset(preset("synthetic", options={"num_item": 50}), cache=False)
+    folder = write_generic(tmp_path / "d", [("u", "i1", 1)], ITEMS)
+    with pytest.raises(DataError, match=r"field 'data.options.category': format 'generic' has no such option "
+                                        r"\(its options: none\)"):
+        prepare_dataset(cfg_for(folder, options={"category": "Beauty"}), cache=False)
+
+
 def test_missing_folder_explains(tmp_path):
     with pytest.raises(DataError, match="dataset folder not found"):
         prepare_dataset(cfg_for(tmp_path / "nowhere"), cache=False)

@@ -18,7 +18,7 @@ import pandas as pd
 from ..config import DataConfig
 from ..errors import DataError
 from ..raw import RawData
-from . import FORMATS
+from . import FORMATS, reads_options
 from .tables import iter_json_lines, iter_record_lines
 
 
@@ -178,18 +178,21 @@ def _load(cfg: DataConfig, release_name: str) -> RawData:
 
 
 @FORMATS.register("amazon2014")
+@reads_options("category")
 def load_amazon2014(cfg: DataConfig) -> RawData:
     """reviews_<Cat>_5.json.gz (JSON lines) + meta_<Cat>.json.gz (Python-literal lines)."""
     return _load(cfg, "amazon2014")
 
 
 @FORMATS.register("amazon2018")
+@reads_options("category")
 def load_amazon2018(cfg: DataConfig) -> RawData:
     """<Cat>_5.json.gz + meta_<Cat>.json.gz, both JSON lines."""
     return _load(cfg, "amazon2018")
 
 
 @FORMATS.register("amazon2023")
+@reads_options("category")
 def load_amazon2023(cfg: DataConfig) -> RawData:
     """<Cat>.jsonl[.gz] + meta_<Cat>.jsonl[.gz]; items are parent_asin, timestamps in ms."""
     return _load(cfg, "amazon2023")

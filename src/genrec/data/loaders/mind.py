@@ -15,7 +15,7 @@ import pandas as pd
 from ..config import DataConfig
 from ..errors import DataError
 from ..raw import RawData
-from . import FORMATS
+from . import FORMATS, reads_options
 from .tables import iter_delimited
 from .tables import require_file
 
@@ -105,6 +105,7 @@ def _read_news(path: Path) -> pd.DataFrame:
 
 
 @FORMATS.register("mind")
+@reads_options("split")
 def load_mind(cfg: DataConfig) -> RawData:
     """One split (option `split`, default "train") of MIND small or large.
 

@@ -9,7 +9,7 @@ import pandas as pd
 from ..config import DataConfig
 from ..errors import DataError
 from ..raw import RawData
-from . import FORMATS
+from . import FORMATS, reads_options
 from .tables import iter_delimited, require_file
 
 # u.item's 19 genre flags, in column order, for copies that lack u.genre.
@@ -104,6 +104,7 @@ def _read_ml1m_items(folder: Path) -> pd.DataFrame:
 
 
 @FORMATS.register("movielens")
+@reads_options("min_rating")
 def load_movielens(cfg: DataConfig) -> RawData:
     """ML-100K or ML-1M, detected from the files present; option min_rating drops low ratings.
 

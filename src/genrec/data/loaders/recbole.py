@@ -8,7 +8,7 @@ import pandas as pd
 from ..config import DataConfig
 from ..errors import DataError
 from ..raw import RawData
-from . import FORMATS
+from . import FORMATS, reads_options
 from .tables import Table, parse_timestamps, read_table, require_file
 
 
@@ -26,6 +26,7 @@ def _read_atomic(path) -> Table:
 
 
 @FORMATS.register("recbole")
+@reads_options("stem", "min_rating")
 def load_recbole(cfg: DataConfig) -> RawData:
     root = cfg.resolved_path()
     stem = cfg.options.get("stem", root.name)

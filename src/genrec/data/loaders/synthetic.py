@@ -15,7 +15,7 @@ import pandas as pd
 
 from ..config import DataConfig
 from ..raw import RawData
-from . import FORMATS
+from . import FORMATS, reads_options
 
 DEPARTMENTS = {
     "Skin Care": ["Cleanser", "Toner", "Serum", "Moisturizer", "Sunscreen", "Eye Cream"],
@@ -34,6 +34,7 @@ SIZES = ["1 oz", "1.7 oz", "3.4 oz", "6 oz", "8 oz", "12 oz", "Travel Size", "Va
 
 
 @FORMATS.register("synthetic")
+@reads_options("num_items", "num_users", "seed", "follow_prob", "min_length", "max_length")
 def load_synthetic(cfg: DataConfig) -> RawData:
     """Options: num_items, num_users, seed, follow_prob (share of steps that follow the graph)."""
     opts = {"num_items": 800, "num_users": 3000, "seed": 0, "follow_prob": 0.8,
