@@ -47,9 +47,8 @@ def test_override_value_that_is_not_yaml_names_the_override():
 def test_override_into_a_value_or_over_a_section_is_refused():
     with pytest.raises(ConfigError, match="earlier override set 'train' to a value"):
         parse_overrides(["train=5", "train.lr=1"])
-    with pytest.raises(ConfigError, match="earlier override set keys inside 'train'"):
-        parse_overrides(["train.lr=1", "train=5"])
     assert parse_overrides(["train.lr=1", "train.lr=2"]) == {"train": {"lr": 2}}
+    assert parse_overrides(["data.options={a: 1}", "data.options={b: 2}"]) == {"data": {"options": {"b": 2}}}
 
 
 def test_sections_must_be_mappings():
@@ -86,6 +85,11 @@ def test_a_key_given_twice_is_an_error(tmp_path):
     (tmp_path / "twice.yaml").write_text("train:\n  lr: 0.5\nmodel:\n  name: sasrec\ntrain:\n  epochs: 2\n")
     with pytest.raises(ConfigError, match="twice.yaml: invalid YAML: .*key 'train' appears twice"):
         load_yaml_layers(tmp_path / "twice.yaml")
+    (tmp_path / "merge.yaml").write_text("base: &base {lr: 0.5, epochs: 2}\ntrain:\n  <<: *base\n  lr: 0.1\n")
+    assert load_yaml_layers(tmp_path / "merge.yaml")["train"] == {"lr": 0.1, "epochs": 2}
+    (tmp_path / "listkey.yaml").write_text("? [a, b]\n: 1\n")
+    with pytest.raises(ConfigError, match="listkey.yaml: invalid YAML"):
+        load_yaml_layers(tmp_path / "listkey.yaml")
 
 
 def test_a_file_that_is_not_utf8_is_named(tmp_path):

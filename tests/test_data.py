@@ -74,9 +74,15 @@ def test_bad_timestamp_is_named_with_line(tmp_path):
 
 def test_lines_are_counted_past_blank_lines(tmp_path):
     folder = write_generic(tmp_path / "d", [("u", "i1", 1)], ITEMS)
-    (folder / "interactions.csv").write_text("user_id,item_id,timestamp\n\nu,i1,1\n\nu,i2,soon\n")
-    with pytest.raises(DataError, match=r"interactions.csv:5, field 'timestamp': not a number or date"):
+    (folder / "interactions.csv").write_text("\n \nuser_id,item_id,timestamp\n\nu,i1,1\n  \nu,i2,soon\n")
+    with pytest.raises(DataError, match=r"interactions.csv:7, field 'timestamp': not a number or date"):
         prepare_dataset(cfg_for(folder), cache=False)
+    (folder / "interactions.csv").write_text("\nuser_id,item_id,timestamp\nu,i1,1\n \t\nu,i2,2\nu,i3,3\n\n")
+    assert prepare_dataset(cfg_for(folder), cache=False).num_items == 3  # blank lines anywhere are skipped
+    pd.DataFrame({"user_id": ["u", "u"], "item_id": ["i1", "i2"], "timestamp": ["1", "soon"]},
+                 index=[10, 20]).to_parquet(folder / "inter.parquet")  # the index is stored too
+    with pytest.raises(DataError, match=r"inter.parquet:2, field 'timestamp': not a number or date"):
+        prepare_dataset(cfg_for(folder, interactions_file="inter.parquet"), cache=False)
     (folder / "interactions.csv").write_text("user_id,item_id,timestamp\nu,i1,1\n")
     (folder / "items.jsonl").write_text('{"item_id": 1, "title": "a"}\n\n\n{"title": "orphan"}\n')
     with pytest.raises(DataError, match=r"items.jsonl:4, field 'item_id': missing"):
@@ -232,6 +238,17 @@ def test_save_replaces_a_folder_and_yields_to_a_concurrent_save(tmp_path, monkey
     large.save(tmp_path / "saved")
     assert SequenceDataset.load(tmp_path / "saved").num_items == small.num_items
     assert sorted(p.name for p in tmp_path.iterdir()) == ["other", "saved"]  # no temporary folders left
+
+    def rename_into_place_fails(src, dst):  # the new folder cannot go in; the old one can go back
+        if Path(dst) == tmp_path / "saved" and not str(src).endswith(".old"):
+            raise PermissionError("denied")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", rename_into_place_fails)
+    with pytest.raises(PermissionError):
+        large.save(tmp_path / "saved")
+    assert SequenceDataset.load(tmp_path / "saved").num_items == small.num_items  # the old folder is back
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other", "saved"]
 
 
 def test_synthetic_is_deterministic():

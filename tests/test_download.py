@@ -246,3 +246,8 @@ def test_interrupted_download_or_unpacking_is_finished_on_next_use(ml100k_mirror
     assert prepare_dataset(cfg, cache=False).num_users == 2
     (folder / "ml-100k.zip").unlink()  # unpacked by hand, archive deleted: complete, nothing fetched
     assert not download.download_incomplete("ml-100k-raw", folder)
+    (folder / "ml-100k.zip.part").write_bytes(b"stale")  # an old partial download beside it
+    assert not download.download_incomplete("ml-100k-raw", folder)
+    (folder / "ml-100k.zip").write_bytes(b"damaged")  # a damaged archive beside unpacked files
+    assert not download.download_incomplete("ml-100k-raw", folder)
+    assert not download.download_incomplete("ml-100k-raw", folder / "ml-100k" / "u.data")  # a file: the loader says

@@ -31,7 +31,13 @@ class _UniqueKeyLoader(yaml.SafeLoader):
     def construct_mapping(self, node, deep=False):
         seen = set()
         for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # `<<: *anchor` merges a mapping; SafeLoader resolves it
             key = self.construct_object(key_node, deep=True)
+            try:
+                hash(key)
+            except TypeError:
+                continue  # SafeLoader reports an unhashable key itself
             if key in seen:
                 raise yaml.constructor.ConstructorError(
                     None, None, f"key {key!r} appears twice in this mapping", key_node.start_mark)
@@ -90,8 +96,6 @@ def parse_overrides(overrides: list[str] | None) -> dict:
             if not isinstance(node, dict):
                 raise ConfigError(f"override '{item}': an earlier override set "
                                   f"'{'.'.join(parts[:depth + 1])}' to a value, not a section")
-        if isinstance(node.get(parts[-1]), dict):
-            raise ConfigError(f"override '{item}': an earlier override set keys inside '{key.strip()}'")
         try:
             node[parts[-1]] = yaml.safe_load(raw) if raw != "" else ""
         except yaml.YAMLError as exc:

@@ -88,8 +88,9 @@ class SequenceDataset:
     # -- persistence -------------------------------------------------------------------
     def save(self, directory: str | Path) -> None:
         """Writes the dataset atomically: a temp folder renamed into place. A folder already
-        there is renamed aside first (a reader never sees it half deleted); if another process
-        saves the same folder at the same moment, the first one to land stays."""
+        there is renamed aside first and deleted after (a reader never sees it half deleted);
+        if another process's save lands between the two renames, that one stays, and if the
+        rename fails otherwise, the old folder is put back."""
         directory = Path(directory)
         directory.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}."))
@@ -107,9 +108,12 @@ class SequenceDataset:
                 pass
             try:
                 os.replace(tmp, directory)
-            except OSError:  # a non-empty folder landed between the two renames
-                if not (directory / "meta.json").is_file():
-                    raise
+            except OSError:
+                if (directory / "meta.json").is_file():
+                    return  # another save landed between the two renames
+                if old.exists() and not directory.exists():
+                    os.replace(old, directory)
+                raise
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
             shutil.rmtree(old, ignore_errors=True)

@@ -194,26 +194,35 @@ def _verify(path: Path, url: str, checksum: str) -> None:
 
 def download_incomplete(name: str, folder: Path) -> bool:
     """Whether `folder` lacks the named dataset or holds an interrupted download of it: the
-    folder is missing or empty, a `.part` file is left, or an archive's members are missing or
-    cut short. A folder filled by hand (archives unpacked and deleted) is complete."""
-    if not folder.is_dir() or not any(folder.iterdir()):
+    folder is missing or empty, a file is missing beside its `.part` (for an archive: with
+    nothing unpacked yet), or an archive's members are missing or cut short. A folder filled
+    by hand (archives unpacked and deleted) is complete; a path that is a file is left to the
+    loader to report."""
+    if not folder.exists() or (folder.is_dir() and not any(folder.iterdir())):
         return True
-    for remote in DOWNLOADS.get(name).files:
+    if not folder.is_dir():
+        return False
+    files = DOWNLOADS.get(name).files
+    ours = {remote.filename for remote in files} | {remote.filename + ".part" for remote in files}
+    unpacked = any(entry.name not in ours for entry in folder.iterdir())
+    for remote in files:
         target = folder / remote.filename
-        if target.with_name(target.name + ".part").is_file():
+        if target.with_name(target.name + ".part").is_file() and not target.exists() \
+                and (remote.extract_to is None or not unpacked):
             return True
-        if remote.extract_to is not None and target.is_file() and not _extracted(target, folder / remote.extract_to):
+        if remote.extract_to is not None and target.is_file() \
+                and _extracted(target, folder / remote.extract_to) is False:
             return True
     return False
 
 
-def _extracted(archive: Path, folder: Path) -> bool:
-    """Whether every member of zip `archive` is in `folder` with its size (False for a damaged archive)."""
+def _extracted(archive: Path, folder: Path) -> bool | None:
+    """Whether every member of zip `archive` is in `folder` with its size (None for a damaged archive)."""
     try:
         with zipfile.ZipFile(archive) as bundle:
             members = [m for m in bundle.infolist() if not m.is_dir()]
     except zipfile.BadZipFile:
-        return False
+        return None
     return all((folder / m.filename).is_file() and (folder / m.filename).stat().st_size == m.file_size
                for m in members)
 

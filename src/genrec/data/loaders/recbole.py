@@ -42,7 +42,8 @@ def load_recbole(cfg: DataConfig) -> RawData:
         timestamps = parse_timestamps(table, cfg.timestamp_column)
     else:
         timestamps = pd.Series(range(len(inter)), dtype="float64")
-        notes.append(f"no '{cfg.timestamp_column}' column in {inter_path.name}: file order is time order")
+        if cfg.timestamp_column:
+            notes.append(f"no '{cfg.timestamp_column}' column in {inter_path.name}: file order is time order")
     min_rating = cfg.number_option("min_rating")
     keep = pd.Series(True, index=inter.index)
     if min_rating is not None:

@@ -101,7 +101,7 @@ def read_table(path: Path, sep: str | None = None) -> Table:
     name = path.name.removesuffix(".gz")
     if name.endswith(".parquet"):
         try:
-            frame = pd.read_parquet(path)
+            frame = pd.read_parquet(path).reset_index(drop=True)  # rows by position, as in Table.line
         except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
             raise DataError(f"not a readable Parquet file ({exc})", path=path) from None
         return Table(frame, np.arange(1, len(frame) + 1), path)
@@ -111,14 +111,19 @@ def read_table(path: Path, sep: str | None = None) -> Table:
                      np.array([number for number, _ in numbered], dtype=np.int64), path)
     if sep is None:
         sep = "\t" if name.endswith((".tsv", ".inter", ".item", ".user")) else ","
+    # Blank lines are kept as rows (skip_blank_lines=False) so that rows map to file lines,
+    # then dropped; those before the header are skipped.
+    with reading(path), open_text(path) as handle:
+        leading = next((number for number, line in enumerate(handle) if line.strip()), 0)
     try:
         with reading(path):
             frame = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, na_values=[""],
-                                compression="infer", skip_blank_lines=False)
+                                compression="infer", skip_blank_lines=False, skiprows=leading)
     except pd.errors.ParserError as exc:
         raise DataError(f"malformed table: {exc}", path=path) from None
-    blank = frame.isna().all(axis=1).to_numpy()  # kept by skip_blank_lines=False to count lines
-    return Table(frame[~blank].reset_index(drop=True), np.arange(2, len(frame) + 2)[~blank], path)
+    blank = frame.fillna("").apply(lambda column: column.str.strip() == "").all(axis=1).to_numpy()
+    lines = np.arange(leading + 2, leading + len(frame) + 2)
+    return Table(frame[~blank].reset_index(drop=True), lines[~blank], path)
 
 
 def parse_timestamps(table: Table, field: str) -> pd.Series:
