@@ -99,6 +99,10 @@ def test_full_download_verifies_checksum_and_skips_present_files(server, tmp_pat
     assert server.requests == [("/d/data.bin", None)]
     download.download_files(spec, folder, progress=False)
     assert len(server.requests) == 1  # present: not fetched again
+    (folder / "data.bin").write_bytes(b"placed by hand, but not the published file")
+    with pytest.raises(DataError, match=r"data.bin: does not match the published sha256 checksum"):
+        download.download_files(spec, folder, progress=False)
+    assert (folder / "data.bin").is_file() and len(server.requests) == 1  # the user's file is kept
 
 
 def test_resume_sends_range_and_appends(server, tmp_path):

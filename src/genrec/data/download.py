@@ -119,6 +119,10 @@ def download_files(spec: DatasetDownload, folder: Path, base_url: str | None = N
     for remote in spec.files:
         target = folder / remote.filename
         if target.is_file():
+            if remote.checksum and _digest(target, remote.checksum) != remote.checksum.partition(":")[2].lower():
+                raise DataError(f"does not match the published {remote.checksum.partition(':')[0]} checksum of "
+                                f"{remote.url}: a different or damaged file; delete it to download it again",
+                                path=target)
             log.info("%s already present, not downloading", target)
         else:
             url = _mirrored(remote.url, base_url)
@@ -179,16 +183,22 @@ def _fetch(url: str, target: Path, checksum: str | None, progress: bool) -> None
     os.replace(part, target)
 
 
-def _verify(path: Path, url: str, checksum: str) -> None:
-    algorithm, _, expected = checksum.partition(":")
-    digest = hashlib.new(algorithm)
+def _digest(path: Path, checksum: str) -> str:
+    """The hex digest of `path` with the algorithm `checksum` ("md5:...", "sha256:...") names."""
+    digest = hashlib.new(checksum.partition(":")[0])
     with open(path, "rb") as handle:
         while block := handle.read(_CHUNK):
             digest.update(block)
-    if digest.hexdigest() != expected.lower():
+    return digest.hexdigest()
+
+
+def _verify(path: Path, url: str, checksum: str) -> None:
+    algorithm, _, expected = checksum.partition(":")
+    actual = _digest(path, checksum)
+    if actual != expected.lower():
         path.unlink()
         raise DataError(f"{algorithm} checksum mismatch for {url}: expected {expected}, got "
-                        f"{digest.hexdigest()}; deleted the download, run again to retry (a mirror "
+                        f"{actual}; deleted the download, run again to retry (a mirror "
                         f"or proxy may be serving a different file)")
 
 
