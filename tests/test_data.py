@@ -173,12 +173,13 @@ def test_recbole_atomic(tmp_path):
     (folder / "mini.inter").write_text("user_id:token\titem_id:token\trating:float\ttimestamp:float\n"
                                        "1\t10\t5\t100\n1\t11\t2\t50\n1\t12\t4\t200\n")
     (folder / "mini.item").write_text("item_id:token\tmovie_title:token_seq\tclass:token_seq\n"
-                                      "10\tHeat\tAction\n11\tBig\tComedy\n12\tAlien\tSci-Fi Horror\n")
+                                      "10\tHeat\tAction\n11\t\"Big\" Night\tComedy\n12\tAlien\tSci-Fi Horror\n")
     cfg = DataConfig(name="mini", format="recbole", path=str(folder), min_user_interactions=0,
                      min_item_interactions=0, text_fields=["movie_title", "class"], text_separator=", ")
     ds = prepare_dataset(cfg, cache=False)
     assert [ds.item_ids[i] for i in ds.sequence(0)] == ["11", "10", "12"]
     assert ds.item_text[ds.item_index()["12"]] == "Alien, Sci-Fi Horror"
+    assert ds.item_text[ds.item_index()["11"]] == '"Big" Night, Comedy'  # atomic files do not quote
     with pytest.raises(DataError, match=r"field 'data.options.min_rating': expected a number, got 'high'"):
         prepare_dataset(dataclasses.replace(cfg, options={"min_rating": "high"}), cache=False)
     (folder / "mini.inter").write_text("user_id:token\titem_id:token\trating:float\n1\t10\t5\n1\t11\tfive\n")

@@ -13,8 +13,9 @@ from .tables import Table, parse_timestamps, read_table, require_file
 
 
 def _read_atomic(path) -> Table:
-    """Reads an atomic file and strips the `:type` suffix from each header."""
-    table = read_table(path, sep="\t")
+    """Reads an atomic file and strips the `:type` suffix from each header. Atomic files do not
+    quote: a `"` is part of the text (`"Weird Al" Yankovic`)."""
+    table = read_table(path, sep="\t", quoted=False)
     renamed = {}
     for column in table.frame.columns:
         name, sep, kind = str(column).partition(":")

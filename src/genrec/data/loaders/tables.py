@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import csv
 import gzip
 import json
 import zlib
@@ -94,9 +95,9 @@ class Table(NamedTuple):
                 raise DataError("missing", path=self.path, line=self.line(missing[0]), field=column)
 
 
-def read_table(path: Path, sep: str | None = None) -> Table:
+def read_table(path: Path, sep: str | None = None, quoted: bool = True) -> Table:
     """Reads .csv/.tsv/.jsonl (optionally gzipped) or .parquet: the file's columns, as strings
-    for delimited files."""
+    for delimited files; `quoted=False` for delimited files whose quote characters are text."""
     require_file(path)
     name = path.name.removesuffix(".gz")
     if name.endswith(".parquet"):
@@ -118,7 +119,8 @@ def read_table(path: Path, sep: str | None = None) -> Table:
     try:
         with reading(path):
             frame = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, na_values=[""],
-                                compression="infer", skip_blank_lines=False, skiprows=leading)
+                                compression="infer", skip_blank_lines=False, skiprows=leading,
+                                quoting=csv.QUOTE_MINIMAL if quoted else csv.QUOTE_NONE)
     except pd.errors.ParserError as exc:
         raise DataError(f"malformed table: {exc}", path=path) from None
     blank = frame.fillna("").apply(lambda column: column.str.strip() == "").all(axis=1).to_numpy()
