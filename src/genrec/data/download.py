@@ -119,7 +119,7 @@ def download_files(spec: DatasetDownload, folder: Path, base_url: str | None = N
     for remote in spec.files:
         target = folder / remote.filename
         if target.is_file():
-            if remote.checksum and _digest(target, remote.checksum) != remote.checksum.partition(":")[2].lower():
+            if remote.checksum and _checksum_mismatch(target, remote.checksum):
                 raise DataError(f"does not match the published {remote.checksum.partition(':')[0]} checksum of "
                                 f"{remote.url}: a different or damaged file; delete it to download it again",
                                 path=target)
@@ -183,19 +183,20 @@ def _fetch(url: str, target: Path, checksum: str | None, progress: bool) -> None
     os.replace(part, target)
 
 
-def _digest(path: Path, checksum: str) -> str:
-    """The hex digest of `path` with the algorithm `checksum` ("md5:...", "sha256:...") names."""
-    digest = hashlib.new(checksum.partition(":")[0])
+def _checksum_mismatch(path: Path, checksum: str) -> str | None:
+    """`path`'s hex digest when it differs from `checksum` ("md5:...", "sha256:..."), else None."""
+    algorithm, _, expected = checksum.partition(":")
+    digest = hashlib.new(algorithm)
     with open(path, "rb") as handle:
         while block := handle.read(_CHUNK):
             digest.update(block)
-    return digest.hexdigest()
+    return None if digest.hexdigest() == expected.lower() else digest.hexdigest()
 
 
 def _verify(path: Path, url: str, checksum: str) -> None:
     algorithm, _, expected = checksum.partition(":")
-    actual = _digest(path, checksum)
-    if actual != expected.lower():
+    actual = _checksum_mismatch(path, checksum)
+    if actual:
         path.unlink()
         raise DataError(f"{algorithm} checksum mismatch for {url}: expected {expected}, got "
                         f"{actual}; deleted the download, run again to retry (a mirror "
