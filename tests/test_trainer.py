@@ -326,6 +326,22 @@ def test_resuming_with_another_optimizer_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match=r"checkpoint.pt was trained with train.optimizer=adamw, this config "
                                          r"says adafactor: resume with the same optimizer, or start in a new --out"):
         train(setup(tiny_config(**ADAFACTOR, epochs=2), tmp_path), resume=True)
+    checkpoint = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    assert checkpoint["optimizer_name"] == "adamw"
+
+
+@pytest.mark.parametrize("optimizer", ["adamw", "adafactor"])
+def test_a_checkpoint_from_before_optimizers_were_named_resumes(tmp_path, optimizer):
+    """Older checkpoints carry no optimizer_name: the optimizer is told by its state's hyper-parameters."""
+    chosen = ADAFACTOR if optimizer == "adafactor" else {}
+    train(setup(tiny_config(**chosen, epochs=1), tmp_path))
+    checkpoint = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    del checkpoint["optimizer_name"]
+    torch.save(checkpoint, tmp_path / "checkpoint.pt")
+    other = {} if optimizer == "adafactor" else ADAFACTOR
+    with pytest.raises(ValueError, match=f"trained with train.optimizer={optimizer}, this config"):
+        train(setup(tiny_config(**other, epochs=2), tmp_path), resume=True)
+    assert train(setup(tiny_config(**chosen, epochs=2), tmp_path), resume=True)["epochs_run"] == 2
 
 
 def test_valid_ks_limits_the_cut_offs_computed_at_each_validation(tmp_path):

@@ -138,10 +138,12 @@ def effective_lr(lr: float, step: int, cfg: TrainConfig) -> float:
     return min(lr, step ** -0.5) if cfg.optimizer == "adafactor" and step > 0 else lr
 
 
-def saved_optimizer_name(optimizer_state: dict) -> str:
-    """Which optimizer wrote `optimizer_state`, from its hyper-parameters (checkpoints from
-    before train.optimizer existed do not name it)."""
-    groups = optimizer_state.get("param_groups") or [{}]
+def saved_optimizer_name(checkpoint: dict) -> str:
+    """Which optimizer wrote `checkpoint`: its `optimizer_name`, or for checkpoints written
+    before they named it (2026-12-04), the one whose hyper-parameters the state holds."""
+    if "optimizer_name" in checkpoint:
+        return checkpoint["optimizer_name"]
+    groups = checkpoint["optimizer"].get("param_groups") or [{}]
     return "adamw" if "betas" in groups[0] else "adafactor"
 
 
@@ -217,7 +219,7 @@ class Trainer:
     # -- checkpoints ---------------------------------------------------------------------
     def _state(self) -> dict:
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "scheduler": self.scheduler.state_dict(), "epoch": self.epoch, "best_value": self.best_value,
+                "optimizer_name": self.cfg.optimizer, "scheduler": self.scheduler.state_dict(), "epoch": self.epoch, "best_value": self.best_value,
                 "best_epoch": self.best_epoch, "bad_evals": self.bad_evals, "history": self.history,
                 "skipped_in_a_row": self.skipped_in_a_row, "seconds_before_training": self.seconds_before_training,
                 "rng": rng_state()}
@@ -229,7 +231,7 @@ class Trainer:
             return False
         state = torch.load(path, map_location=self.device, weights_only=False)
         load_weights(self.model, state["model"], path)
-        saved = saved_optimizer_name(state["optimizer"])
+        saved = saved_optimizer_name(state)
         if saved != self.cfg.optimizer:
             raise ValueError(f"{path} was trained with train.optimizer={saved}, this config says "
                              f"{self.cfg.optimizer}: resume with the same optimizer, or start in a new --out")
