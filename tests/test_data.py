@@ -79,6 +79,14 @@ def test_lines_are_counted_past_blank_lines(tmp_path):
         prepare_dataset(cfg_for(folder), cache=False)
     (folder / "interactions.csv").write_text("\nuser_id,item_id,timestamp\nu,i1,1\n \t\nu,i2,2\nu,i3,3\n\n")
     assert prepare_dataset(cfg_for(folder), cache=False).num_items == 3  # blank lines anywhere are skipped
+
+
+def test_lines_are_counted_past_quoted_values_that_span_lines(tmp_path):
+    folder = write_generic(tmp_path / "d", [("u", "i1", 1)], ITEMS)
+    (folder / "interactions.csv").write_text(
+        '\nuser_id,item_id,timestamp,note\nu,i1,1,"two\nlines"\n\nu,i2,2,"a ""b""\n\nc"\nu,i3,soon,x\n')
+    with pytest.raises(DataError, match=r"interactions.csv:9, field 'timestamp': not a number or date"):
+        prepare_dataset(cfg_for(folder), cache=False)
     pd.DataFrame({"user_id": ["u", "u"], "item_id": ["i1", "i2"], "timestamp": ["1", "soon"]},
                  index=[10, 20]).to_parquet(folder / "inter.parquet")  # the index is stored too
     with pytest.raises(DataError, match=r"inter.parquet:2, field 'timestamp': not a number or date"):

@@ -114,18 +114,40 @@ def read_table(path: Path, sep: str | None = None, quoted: bool = True) -> Table
         sep = "\t" if name.endswith((".tsv", ".inter", ".item", ".user")) else ","
     # Blank lines are kept as rows (skip_blank_lines=False) so that rows map to file lines,
     # then dropped; those before the header are skipped.
+    quoting = csv.QUOTE_MINIMAL if quoted else csv.QUOTE_NONE
+    leading, total = None, 0
     with reading(path), open_text(path) as handle:
-        leading = next((number for number, line in enumerate(handle) if line.strip()), 0)
+        for total, line in enumerate(handle, start=1):
+            if leading is None and line.strip():
+                leading = total - 1
+    leading = leading or 0
     try:
         with reading(path):
             frame = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, na_values=[""],
-                                compression="infer", skip_blank_lines=False, skiprows=leading,
-                                quoting=csv.QUOTE_MINIMAL if quoted else csv.QUOTE_NONE)
+                                compression="infer", skip_blank_lines=False, skiprows=leading, quoting=quoting)
     except pd.errors.ParserError as exc:
         raise DataError(f"malformed table: {exc}", path=path) from None
+    if leading + 1 + len(frame) == total:  # one line per row
+        lines = np.arange(leading + 2, leading + len(frame) + 2)
+    else:  # quoted values span lines: number each row by the line it starts on
+        lines = _record_start_lines(path, sep, quoting, leading)[:len(frame)]
     blank = frame.fillna("").apply(lambda column: column.str.strip() == "").all(axis=1).to_numpy()
-    lines = np.arange(leading + 2, leading + len(frame) + 2)
     return Table(frame[~blank].reset_index(drop=True), lines[~blank], path)
+
+
+def _record_start_lines(path: Path, sep: str, quoting: int, leading: int) -> np.ndarray:
+    """The file line on which each record after the header starts, blank lines included."""
+    starts = []
+    with reading(path), open_text(path) as handle:
+        for _ in range(leading):
+            next(handle)
+        reader = csv.reader(handle, delimiter=sep, quoting=quoting)
+        next(reader, None)  # the header
+        consumed = reader.line_num
+        for _ in reader:
+            starts.append(leading + consumed + 1)
+            consumed = reader.line_num
+    return np.array(starts, dtype=np.int64)
 
 
 def parse_timestamps(table: Table, field: str) -> pd.Series:
