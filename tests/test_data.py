@@ -81,6 +81,16 @@ def test_lines_are_counted_past_blank_lines(tmp_path):
     assert prepare_dataset(cfg_for(folder), cache=False).num_items == 3  # blank lines anywhere are skipped
 
 
+def test_date_timestamps_become_seconds_since_the_epoch(tmp_path):
+    """Dates in any mix of formats and zones, beside plain numbers, as seconds (UTC)."""
+    from genrec.data.loaders import load_raw
+    folder = write_generic(tmp_path / "d", [("u", "i1", 1)], ITEMS)
+    (folder / "interactions.csv").write_text("user_id,item_id,timestamp\nu,i1,2020-01-01\n"
+                                             "u,i2,2020-01-02T00:00:00Z\nu,i3,2020-01-01 02:00:00+01:00\nu,i4,7.5\n")
+    seconds = load_raw(cfg_for(folder)).interactions["timestamp"].tolist()
+    assert seconds == [1577836800.0, 1577923200.0, 1577840400.0, 7.5]
+
+
 def test_lines_are_counted_past_quoted_values_that_span_lines(tmp_path):
     folder = write_generic(tmp_path / "d", [("u", "i1", 1)], ITEMS)
     (folder / "interactions.csv").write_text(
@@ -192,6 +202,9 @@ def test_recbole_atomic(tmp_path):
         prepare_dataset(dataclasses.replace(cfg, options={"min_rating": "high"}), cache=False)
     (folder / "mini.inter").write_text("user_id:token\titem_id:token\trating:float\n1\t10\t5\n1\t11\tfive\n")
     with pytest.raises(DataError, match=r"mini.inter:3, field 'rating': not a number: 'five'"):
+        prepare_dataset(dataclasses.replace(cfg, options={"min_rating": 4}), cache=False)
+    (folder / "mini.inter").write_text("user_id:token\titem_id:token\trating:float\n1\t10\t5\n1\t11\t\n")
+    with pytest.raises(DataError, match=r"mini.inter:3, field 'rating': missing"):
         prepare_dataset(dataclasses.replace(cfg, options={"min_rating": 4}), cache=False)
     (folder / "mini.inter").write_text("user_id:token\titem_id:token\n1\t10\n\t11\n")
     with pytest.raises(DataError, match=r"mini.inter:3, field 'user_id': missing"):

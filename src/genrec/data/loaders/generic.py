@@ -9,7 +9,7 @@ from ..config import DataConfig
 from ..errors import DataError
 from ..raw import RawData
 from . import FORMATS
-from .tables import parse_timestamps, read_table, require_file
+from .tables import parse_numbers, read_table, require_file
 
 
 @FORMATS.register("generic")
@@ -28,7 +28,7 @@ def load_generic(cfg: DataConfig) -> RawData:
     table.require_columns(needed)
     table.require_values([cfg.user_column, cfg.item_column])
     if cfg.timestamp_column:
-        timestamps = parse_timestamps(table, cfg.timestamp_column)
+        timestamps = parse_numbers(table, cfg.timestamp_column, dates=True)
     else:
         timestamps = pd.Series(np.arange(len(table.frame), dtype="float64"))
     interactions = pd.DataFrame({"user_id": table.frame[cfg.user_column].astype(str),

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
 from ..config import DataConfig
 from ..errors import DataError
 from ..raw import RawData
 from . import FORMATS, reads_options
-from .tables import Table, parse_timestamps, read_table, require_file
+from .tables import Table, parse_numbers, read_table, require_file
 
 
 def _read_atomic(path) -> Table:
@@ -40,7 +39,7 @@ def load_recbole(cfg: DataConfig) -> RawData:
     table.require_values([cfg.user_column, cfg.item_column])
     notes = []
     if cfg.timestamp_column and cfg.timestamp_column in inter.columns:
-        timestamps = parse_timestamps(table, cfg.timestamp_column)
+        timestamps = parse_numbers(table, cfg.timestamp_column, dates=True)
     else:
         timestamps = pd.Series(range(len(inter)), dtype="float64")
         if cfg.timestamp_column:
@@ -49,12 +48,7 @@ def load_recbole(cfg: DataConfig) -> RawData:
     keep = pd.Series(True, index=inter.index)
     if min_rating is not None:
         table.require_columns(["rating"])
-        ratings = pd.to_numeric(inter["rating"], errors="coerce")
-        bad = np.flatnonzero(ratings.isna().to_numpy())
-        if len(bad):
-            raise DataError(f"not a number: {inter['rating'].iloc[bad[0]]!r}", path=inter_path,
-                            line=table.line(bad[0]), field="rating")
-        keep = ratings >= min_rating
+        keep = parse_numbers(table, "rating") >= min_rating
         notes.append(f"dropped {int((~keep).sum())} interactions with rating < {min_rating}")
     interactions = pd.DataFrame({"user_id": inter[cfg.user_column], "item_id": inter[cfg.item_column],
                                  "timestamp": timestamps})[keep.to_numpy()]

@@ -150,20 +150,27 @@ def _record_start_lines(path: Path, sep: str, quoting: int, leading: int) -> np.
     return np.array(starts, dtype=np.int64)
 
 
-def parse_timestamps(table: Table, field: str) -> pd.Series:
-    """Column `field` as numbers: numbers stay numbers, date strings become seconds since the epoch."""
+def parse_numbers(table: Table, field: str, dates: bool = False) -> pd.Series:
+    """Column `field` as float64 numbers; with `dates`, date strings become seconds since the
+    epoch. A value that is neither, or a missing one, is an error naming its line."""
     values, path = table.frame[field], table.path
     numeric = pd.to_numeric(values, errors="coerce")
     bad = numeric.isna() & values.notna()
+    if dates and bad.any():
+        parsed = pd.to_datetime(values[bad], errors="coerce", utc=True)  # one format, inferred
+        if parsed.isna().any():  # the rest one by one (slower): a column may mix date formats
+            rest = values[bad][parsed.isna()]
+            parsed[rest.index] = pd.to_datetime(rest, errors="coerce", utc=True, format="mixed")
+        parsed = parsed[parsed.notna()]
+        # Seconds from the epoch whatever the parsed resolution (pandas 3 parses to us, 2 to ns).
+        numeric[parsed.index] = (parsed - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1)
+        bad = numeric.isna() & values.notna()
     if bad.any():
-        dates = pd.to_datetime(values[bad], errors="coerce", utc=True)
-        if dates.isna().any():
-            row = int(dates.index[dates.isna()][0])
-            raise DataError(f"not a number or date: {values[row]!r}", path=path,
-                            line=table.line(row), field=field)
-        numeric[bad] = dates.astype("int64") / 1e9
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        raise DataError(f"not a number{' or date' if dates else ''}: {values.iloc[row]!r}", path=path,
+                        line=table.line(row), field=field)
     if numeric.isna().any():
-        row = int(numeric.index[numeric.isna()][0])
+        row = int(np.flatnonzero(numeric.isna().to_numpy())[0])
         raise DataError("missing", path=path, line=table.line(row), field=field)
     return numeric.astype("float64")
 
