@@ -43,7 +43,11 @@ def time_training(model, dataset, train_cfg: TrainConfig, steps: int, warmup: in
     batches = model.training_batches(dataset, train_cfg.batch_size, np.random.default_rng(0))
     all_batches = list(batches)
     total_targets = sum(model.batch_samples(b) for b in all_batches)
-    order = np.random.default_rng(1).permutation(len(all_batches))[: warmup + steps]
+    # Shuffled passes over the epoch's batches, as many as warm-up + steps need (a GPU runs
+    # more steps than a large batch's epoch holds).
+    rng = np.random.default_rng(1)
+    passes = -(-(warmup + steps) // len(all_batches))
+    order = np.concatenate([rng.permutation(len(all_batches)) for _ in range(passes)])[: warmup + steps]
     done, start = 0, None
     for i, index in enumerate(order):
         if i == warmup:

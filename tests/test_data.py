@@ -79,24 +79,6 @@ def test_lines_are_counted_past_blank_lines(tmp_path):
         prepare_dataset(cfg_for(folder), cache=False)
     (folder / "interactions.csv").write_text("\nuser_id,item_id,timestamp\nu,i1,1\n \t\nu,i2,2\nu,i3,3\n\n")
     assert prepare_dataset(cfg_for(folder), cache=False).num_items == 3  # blank lines anywhere are skipped
-
-
-def test_date_timestamps_become_seconds_since_the_epoch(tmp_path):
-    """Dates in any mix of formats and zones, beside plain numbers, as seconds (UTC)."""
-    from genrec.data.loaders import load_raw
-    folder = write_generic(tmp_path / "d", [("u", "i1", 1)], ITEMS)
-    (folder / "interactions.csv").write_text("user_id,item_id,timestamp\nu,i1,2020-01-01\n"
-                                             "u,i2,2020-01-02T00:00:00Z\nu,i3,2020-01-01 02:00:00+01:00\nu,i4,7.5\n")
-    seconds = load_raw(cfg_for(folder)).interactions["timestamp"].tolist()
-    assert seconds == [1577836800.0, 1577923200.0, 1577840400.0, 7.5]
-
-
-def test_lines_are_counted_past_quoted_values_that_span_lines(tmp_path):
-    folder = write_generic(tmp_path / "d", [("u", "i1", 1)], ITEMS)
-    (folder / "interactions.csv").write_text(
-        '\nuser_id,item_id,timestamp,note\nu,i1,1,"two\nlines"\n\nu,i2,2,"a ""b""\n\nc"\nu,i3,soon,x\n')
-    with pytest.raises(DataError, match=r"interactions.csv:9, field 'timestamp': not a number or date"):
-        prepare_dataset(cfg_for(folder), cache=False)
     pd.DataFrame({"user_id": ["u", "u"], "item_id": ["i1", "i2"], "timestamp": ["1", "soon"]},
                  index=[10, 20]).to_parquet(folder / "inter.parquet")  # the index is stored too
     with pytest.raises(DataError, match=r"inter.parquet:2, field 'timestamp': not a number or date"):
@@ -107,6 +89,45 @@ def test_lines_are_counted_past_quoted_values_that_span_lines(tmp_path):
         prepare_dataset(cfg_for(folder), cache=False)
     (folder / "items.jsonl").write_text('{"item_id": "i1", "title": "a"}\n{"item_id": "", "title": "b"}\n')
     with pytest.raises(DataError, match=r"items.jsonl:2, field 'item_id': missing"):
+        prepare_dataset(cfg_for(folder), cache=False)
+
+
+def test_lines_are_counted_past_quoted_values_that_span_lines(tmp_path):
+    folder = write_generic(tmp_path / "d", [("u", "i1", 1)], ITEMS)
+    long_note = "x" * 140_000  # longer than the csv module's default field limit
+    (folder / "interactions.csv").write_text(
+        f'\nuser_id,item_id,timestamp,note\nu,i1,1,"two\nlines"\n\nu,i2,2,"a ""b""\n\n{long_note}"\nu,i3,soon,x\n')
+    with pytest.raises(DataError, match=r"interactions.csv:9, field 'timestamp': not a number or date"):
+        prepare_dataset(cfg_for(folder), cache=False)
+
+
+def test_timestamps_are_seconds_since_1970_utc(tmp_path):
+    """Numbers as they are; date strings in ISO 8601's forms (zones honoured) or one other format
+    throughout; a datetime column (Parquet) at any resolution."""
+    from genrec.data.loaders import load_raw
+    folder = write_generic(tmp_path / "d", [("u", "i1", 1)], ITEMS)
+    (folder / "interactions.csv").write_text("user_id,item_id,timestamp\nu,i1,2020-01-01\n"
+                                             "u,i2,2020-01-02T00:00:00Z\nu,i3,2020-01-01 02:00:00+01:00\nu,i4,7.5\n")
+    seconds = [1577836800.0, 1577923200.0, 1577840400.0, 7.5]
+    assert load_raw(cfg_for(folder)).interactions["timestamp"].tolist() == seconds
+    (folder / "interactions.csv").write_text("user_id,item_id,timestamp\nu,i1,Jan 3 2020\nu,i2,Feb 4 2021\n")
+    assert load_raw(cfg_for(folder)).interactions["timestamp"].tolist() == [1578009600.0, 1612396800.0]
+    stamps = pd.to_datetime(["2020-01-01", "2020-01-02"], utc=True)
+    for unit in ("ms", "ns"):
+        pd.DataFrame({"user_id": ["u", "u"], "item_id": ["i1", "i2"], "timestamp": stamps.as_unit(unit)}
+                     ).to_parquet(folder / "inter.parquet")
+        raw = load_raw(cfg_for(folder, interactions_file="inter.parquet"))
+        assert raw.interactions["timestamp"].tolist() == [1577836800.0, 1577923200.0]
+
+
+@pytest.mark.parametrize("value, why", [
+    ("13/02/2020", "a day-first date after a month-first one: read two ways, so refused"),
+    ("now", "pandas reads it as the clock's time: not reproducible"),
+    ("inf", "not a finite number"),
+])
+def test_timestamps_that_are_not_dates_or_numbers_are_named(tmp_path, value, why):
+    folder = write_generic(tmp_path / "d", [("u", "i1", "01/02/2020"), ("u", "i2", value)], ITEMS)
+    with pytest.raises(DataError, match=rf"interactions.csv:3, field 'timestamp': not a number or date: '{value}'"):
         prepare_dataset(cfg_for(folder), cache=False)
 
 

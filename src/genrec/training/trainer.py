@@ -219,8 +219,9 @@ class Trainer:
     # -- checkpoints ---------------------------------------------------------------------
     def _state(self) -> dict:
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "optimizer_name": self.cfg.optimizer, "scheduler": self.scheduler.state_dict(), "epoch": self.epoch, "best_value": self.best_value,
-                "best_epoch": self.best_epoch, "bad_evals": self.bad_evals, "history": self.history,
+                "optimizer_name": self.cfg.optimizer, "scheduler": self.scheduler.state_dict(),
+                "epoch": self.epoch, "best_value": self.best_value, "best_epoch": self.best_epoch,
+                "bad_evals": self.bad_evals, "history": self.history,
                 "skipped_in_a_row": self.skipped_in_a_row, "seconds_before_training": self.seconds_before_training,
                 "rng": rng_state()}
 

@@ -138,32 +138,53 @@ def read_table(path: Path, sep: str | None = None, quoted: bool = True) -> Table
 def _record_start_lines(path: Path, sep: str, quoting: int, leading: int) -> np.ndarray:
     """The file line on which each record after the header starts, blank lines included."""
     starts = []
-    with reading(path), open_text(path) as handle:
-        for _ in range(leading):
-            next(handle)
-        reader = csv.reader(handle, delimiter=sep, quoting=quoting)
-        next(reader, None)  # the header
-        consumed = reader.line_num
-        for _ in reader:
-            starts.append(leading + consumed + 1)
+    limit = csv.field_size_limit(2**31 - 1)  # pandas read the values: long ones are no error here
+    try:
+        with reading(path), open_text(path) as handle:
+            for _ in range(leading):
+                next(handle)
+            reader = csv.reader(handle, delimiter=sep, quoting=quoting)
+            next(reader, None)  # the header
             consumed = reader.line_num
+            for _ in reader:
+                starts.append(leading + consumed + 1)
+                consumed = reader.line_num
+    finally:
+        csv.field_size_limit(limit)
     return np.array(starts, dtype=np.int64)
 
 
+_TICKS_PER_SECOND = {"s": 1, "ms": 10**3, "us": 10**6, "ns": 10**9}
+
+
+def _seconds(datetimes: pd.Series) -> pd.Series:
+    """Seconds since 1970 UTC of datetimes without gaps, whatever their resolution (pandas 3
+    parses strings to microseconds, pandas 2 to nanoseconds; Parquet stores either)."""
+    return datetimes.astype("int64") / _TICKS_PER_SECOND[datetimes.dt.unit]
+
+
 def parse_numbers(table: Table, field: str, dates: bool = False) -> pd.Series:
-    """Column `field` as float64 numbers; with `dates`, date strings become seconds since the
-    epoch. A value that is neither, or a missing one, is an error naming its line."""
+    """Column `field` as finite float64 numbers; with `dates`, dates (date strings in one format
+    throughout or in ISO 8601's forms, or a datetime column) become seconds since 1970 UTC.
+    A value that is none of these, or a missing one, is an error naming its line."""
     values, path = table.frame[field], table.path
-    numeric = pd.to_numeric(values, errors="coerce")
+    if dates and pd.api.types.is_datetime64_any_dtype(values):  # e.g. a Parquet timestamp column
+        numeric = _seconds(values.dropna()).reindex(values.index)
+    else:
+        numeric = pd.to_numeric(values, errors="coerce").astype("float64")
+        numeric = numeric.where(np.isfinite(numeric))  # 'inf', '1e400'
+        if values.dtype == object:  # JSON true/false would count as 1/0
+            numeric[values.map(type).isin([bool, np.bool_])] = np.nan
     bad = numeric.isna() & values.notna()
     if dates and bad.any():
-        parsed = pd.to_datetime(values[bad], errors="coerce", utc=True)  # one format, inferred
-        if parsed.isna().any():  # the rest one by one (slower): a column may mix date formats
-            rest = values[bad][parsed.isna()]
-            parsed[rest.index] = pd.to_datetime(rest, errors="coerce", utc=True, format="mixed")
-        parsed = parsed[parsed.notna()]
-        # Seconds from the epoch whatever the parsed resolution (pandas 3 parses to us, 2 to ns).
-        numeric[parsed.index] = (parsed - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1)
+        text = values[bad].astype(str)
+        text = text[text.str.contains(r"\d")]  # not 'now' or 'today', which pandas reads as the clock
+        parsed = pd.to_datetime(text, errors="coerce", utc=True)  # the first value's format
+        if parsed.isna().any():  # ISO 8601 in any of its forms (date alone, with a time, a zone)
+            rest = text[parsed.isna()]
+            parsed[rest.index] = pd.to_datetime(rest, errors="coerce", utc=True, format="ISO8601")
+        parsed = parsed.dropna()
+        numeric[parsed.index] = _seconds(parsed)
         bad = numeric.isna() & values.notna()
     if bad.any():
         row = int(np.flatnonzero(bad.to_numpy())[0])
@@ -172,7 +193,7 @@ def parse_numbers(table: Table, field: str, dates: bool = False) -> pd.Series:
     if numeric.isna().any():
         row = int(np.flatnonzero(numeric.isna().to_numpy())[0])
         raise DataError("missing", path=path, line=table.line(row), field=field)
-    return numeric.astype("float64")
+    return numeric
 
 
 def iter_delimited(path: Path, sep: str, fields: tuple[str, ...], encoding: str = "utf-8"
