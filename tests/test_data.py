@@ -131,6 +131,14 @@ def test_timestamps_that_are_not_dates_or_numbers_are_named(tmp_path, value, why
         prepare_dataset(cfg_for(folder), cache=False)
 
 
+def test_a_json_boolean_is_not_a_timestamp(tmp_path):
+    folder = write_generic(tmp_path / "d", [("u", "i1", 1)], ITEMS)
+    (folder / "inter.jsonl").write_text('{"user_id": "u", "item_id": "i1", "timestamp": 5}\n'
+                                        '{"user_id": "u", "item_id": "i2", "timestamp": true}\n')
+    with pytest.raises(DataError, match=r"inter.jsonl:2, field 'timestamp': not a number or date: True"):
+        prepare_dataset(cfg_for(folder, interactions_file="inter.jsonl"), cache=False)
+
+
 def test_damaged_files_are_named(tmp_path):
     folder = write_generic(tmp_path / "d", [("u", "i1", 1)], ITEMS)
     whole = gzip.compress((folder / "items.jsonl").read_bytes())
